@@ -1,0 +1,1 @@
+"""kubelet_plugin."""
