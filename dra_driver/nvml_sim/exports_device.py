@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dra_driver.gpu_facts import cuda_cores_per_sm
 from dra_driver.nvml_sim import abi, codes
 from dra_driver.nvml_sim.abi import DEVICE, export, make_handle, need, put, put_str
 from dra_driver.nvml_sim.hardware import MIB
@@ -211,6 +212,12 @@ def nvmlDeviceGetCudaComputeCapability(handle: Any, major: Any, minor: Any) -> N
     need(major, minor)
     cc = model_of(abi.device(handle).gpu).compute_capability
     major[0], minor[0] = cc
+
+
+@export()
+def nvmlDeviceGetNumGpuCores(handle: Any, out: Any) -> None:
+    model = model_of(abi.gpu_device(handle))
+    put(out, model.multiprocessors * cuda_cores_per_sm(model.compute_capability))
 
 
 @export()

@@ -1,0 +1,1 @@
+"""The dra-gpu command line."""

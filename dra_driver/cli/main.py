@@ -1,0 +1,31 @@
+"""Entry point of ``dra-gpu``: one sub-command per module, errors printed as one actionable line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dra_driver import errors
+from dra_driver.cli import inventory_cmd, sim_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dra-gpu", description="Kubernetes DRA driver for NVIDIA GPUs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (inventory_cmd, sim_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except errors.DriverError as exc:
+        print(f"dra-gpu {args.command}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, errors.ConfigError) else 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
