@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-ARCHITECTURES = {2: "Kepler", 3: "Maxwell", 4: "Pascal", 5: "Volta", 6: "Turing", 7: "Ampere", 8: "Ada",
-                 9: "Hopper", 10: "Blackwell", 13: "Rubin"}
+ARCHITECTURES = {
+    2: "Kepler",
+    3: "Maxwell",
+    4: "Pascal",
+    5: "Volta",
+    6: "Turing",
+    7: "Ampere",
+    8: "Ada",
+    9: "Hopper",
+    10: "Blackwell",
+    13: "Rubin",
+}
 
 
 def cuda_cores_per_sm(compute_capability: tuple[int, int]) -> int:

@@ -116,8 +116,13 @@ def _profile_json(p: MigProfile) -> dict[str, Any]:
         "memorySlices": p.memory_slices,
         "memoryBytes": p.memory_bytes,
         "multiprocessors": p.multiprocessors,
-        "engines": {"copy": p.copy_engines, "decoder": p.decoders, "encoder": p.encoders, "jpeg": p.jpegs,
-                    "ofa": p.ofas},
+        "engines": {
+            "copy": p.copy_engines,
+            "decoder": p.decoders,
+            "encoder": p.encoders,
+            "jpeg": p.jpegs,
+            "ofa": p.ofas,
+        },
         "instanceCount": p.instance_count,
         "placements": [_placement_json(x) for x in p.placements],
     }

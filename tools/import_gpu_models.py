@@ -18,14 +18,31 @@ DEFAULT_SOURCE = ROOT.parent / "shared" / "hardware" / "mig-profiles.json"
 TARGET = ROOT / "dra_driver" / "nvml_sim" / "gpu_models.json"
 KEEP = {"A100-SXM4-40GB", "A100-SXM4-80GB", "A30-24GB", "H100-SXM5-80GB"}
 GI_FIELDS = (
-    "nvml_profile_enum_value", "profile_id", "name", "slice_count", "instance_count",
-    "multiprocessor_count", "copy_engine_count", "decoder_count", "encoder_count",
-    "jpeg_count", "ofa_count", "memory_size_mib", "is_p2p_supported", "placements",
+    "nvml_profile_enum_value",
+    "profile_id",
+    "name",
+    "slice_count",
+    "instance_count",
+    "multiprocessor_count",
+    "copy_engine_count",
+    "decoder_count",
+    "encoder_count",
+    "jpeg_count",
+    "ofa_count",
+    "memory_size_mib",
+    "is_p2p_supported",
+    "placements",
 )
 L4 = {
-    "product_name": "NVIDIA L4", "total_memory_mib": 23034, "nvml_device_arch": 8,
-    "cuda_compute_capability": "8.9", "sm_count": 58, "mig_capable": False,
-    "nvml_pci_device_id": "0x27B810DE", "max_memory_slices": 0, "max_compute_slices": 0,
+    "product_name": "NVIDIA L4",
+    "total_memory_mib": 23034,
+    "nvml_device_arch": 8,
+    "cuda_compute_capability": "8.9",
+    "sm_count": 58,
+    "mig_capable": False,
+    "nvml_pci_device_id": "0x27B810DE",
+    "max_memory_slices": 0,
+    "max_compute_slices": 0,
 }
 
 
@@ -45,9 +62,7 @@ def convert(source: dict) -> dict:
             "nvml_pci_device_id": gpu["nvml_pci_device_id"],
             "max_memory_slices": gpu["max_memory_slices"],
             "max_compute_slices": gpu["max_compute_slices"],
-            "gpu_instance_profiles": [
-                {k: p[k] for k in GI_FIELDS} for p in model["gpu_instance_profiles"]
-            ],
+            "gpu_instance_profiles": [{k: p[k] for k in GI_FIELDS} for p in model["gpu_instance_profiles"]],
         }
     models["L4-24GB"] = dict(L4, gpu_instance_profiles=[])
     return {

@@ -46,8 +46,17 @@ def _profiles_line(g: Gpu) -> str:
 
 def render_table(inv: Inventory) -> str:
     rows = [
-        [g.index, g.minor, g.product_name, f"{g.memory_bytes / GIB:.0f} GiB", g.architecture, g.pci_bus_id,
-         _mig_state(g), len(g.mig_devices), g.uuid]
+        [
+            g.index,
+            g.minor,
+            g.product_name,
+            f"{g.memory_bytes / GIB:.0f} GiB",
+            g.architecture,
+            g.pci_bus_id,
+            _mig_state(g),
+            len(g.mig_devices),
+            g.uuid,
+        ]
         for g in inv.gpus
     ]
     text = f"Driver {inv.driver_version}, CUDA {inv.cuda_driver_version}, {len(inv.gpus)} GPU(s)\n"

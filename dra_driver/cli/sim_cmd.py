@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"created {args.state} ({args.profile})")
         return 0
     if not args.state.exists():
-        print(f"dra-gpu sim: no simulated machine at {args.state}; create one with 'dra-gpu sim create'",
-              file=sys.stderr)
+        print(
+            f"dra-gpu sim: no simulated machine at {args.state}; create one with 'dra-gpu sim create'", file=sys.stderr
+        )
         return 2
     sim = SimulatedMachine(args.state)
     if args.op == "fault":

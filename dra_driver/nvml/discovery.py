@@ -132,8 +132,11 @@ def _gpu_instances(nvml: Nvml, h: Any, profiles: tuple[MigProfile, ...]) -> tupl
         nvml.call("nvmlDeviceGetGpuInstances", h, profile.profile_id, buf, ctypes.byref(count))
         for gi in buf[: count.value]:
             info = nvml.call("nvmlGpuInstanceGetInfo", gi)
-            found.append(GpuInstance(int(info.id), int(info.profileId),
-                                     Placement(int(info.placement.start), int(info.placement.size))))
+            found.append(
+                GpuInstance(
+                    int(info.id), int(info.profileId), Placement(int(info.placement.start), int(info.placement.size))
+                )
+            )
     return tuple(sorted(found, key=lambda g: g.id))
 
 

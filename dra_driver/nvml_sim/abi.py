@@ -35,7 +35,9 @@ class Session:
 SESSION = Session()
 
 
-def export(*, needs_init: bool = True, aliases: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def export(
+    *, needs_init: bool = True, aliases: tuple[str, ...] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a Python function as an exported NVML symbol; NvmlFault becomes its return code."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -275,7 +275,9 @@ def nvmlGpuInstanceCreateComputeInstance(gi_handle: Any, profile_id: int, out: A
 
 
 @export()
-def nvmlGpuInstanceCreateComputeInstanceWithPlacement(gi_handle: Any, profile_id: int, placement: Any, out: Any) -> None:
+def nvmlGpuInstanceCreateComputeInstanceWithPlacement(
+    gi_handle: Any, profile_id: int, placement: Any, out: Any
+) -> None:
     need(placement)
     _create_ci(gi_handle, profile_id, Placement(placement.start, placement.size), out)
 

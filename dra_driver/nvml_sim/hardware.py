@@ -11,8 +11,8 @@ import json
 import uuid
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 from importlib import resources
+from typing import Any
 
 MIB = 1024 * 1024
 
@@ -59,8 +59,7 @@ class ComputeInstanceProfile:
 
     def placements(self, gi_slices: int) -> tuple[Placement, ...]:
         return tuple(
-            Placement(start, self.slice_count)
-            for start in range(0, gi_slices - self.slice_count + 1, self.slice_count)
+            Placement(start, self.slice_count) for start in range(0, gi_slices - self.slice_count + 1, self.slice_count)
         )[: self.instance_count]
 
 

@@ -213,6 +213,7 @@ def create_gpu_instance(gpu: Gpu, profile_id: int, placement: Placement | None) 
 
 
 def gi_by_id(gpu: Gpu, gi_id: int) -> Gi:
+    gi: Gi
     for gi in gpu["gpuInstances"]:
         if gi["id"] == gi_id:
             return gi
@@ -285,6 +286,7 @@ def create_compute_instance(state: State, gpu: Gpu, gi: Gi, profile_id: int, pla
 
 
 def ci_by_id(gi: Gi, ci_id: int) -> Ci:
+    ci: Ci
     for ci in gi["computeInstances"]:
         if ci["id"] == ci_id:
             return ci

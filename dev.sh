@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The project's two commands (see README.md):
+#   ./dev.sh demo    set everything up and run the main job
+#   ./dev.sh test    set everything up and run lint, types and the tests, exactly as CI does
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+
+setup() {
+    if ! command -v python3 >/dev/null; then echo "dev.sh: python3 (>= 3.11) is required" >&2; exit 1; fi
+    if [ ! -x "$PY" ]; then python3 -m venv "$VENV"; fi
+    local stamp
+    stamp="$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
+        echo "==> installing the project and its dev tools into $VENV"
+        "$PY" -m pip install -q --upgrade pip
+        "$PY" -m pip install -q -e '.[dev]'
+        touch "$stamp"
+    fi
+    echo "==> building the simulated NVML library"
+    "$PY" -m dra_driver.nvml_sim.build
+}
+
+demo() {
+    setup
+    "$VENV/bin/dra-gpu" inventory --simulate dgx-a100
+}
+
+test_all() {
+    setup
+    echo "==> ruff";        "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
+    echo "==> mypy";        "$VENV/bin/mypy"
+    echo "==> import layers"; "$VENV/bin/lint-imports"
+    echo "==> pytest"
+    local rc=0
+    "$PY" -m pytest "$@" || rc=$?
+    if [ "$rc" -eq 5 ]; then echo "dev.sh: pytest collected no tests: failing on purpose" >&2; exit 1; fi
+    exit "$rc"
+}
+
+case "${1:-}" in
+    demo) shift; demo "$@" ;;
+    test) shift; test_all "$@" ;;
+    *) echo "usage: ./dev.sh demo | test [pytest args]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,9 @@
+"""The one place that pins the versions of the sandbox's control-plane binaries.
+
+The Go wrapper modules in ``k8sbuild/`` require exactly these versions; change both together.
+"""
+
+from __future__ import annotations
+
+KUBERNETES_VERSION = "v1.37.2"
+ETCD_VERSION = "v3.6.16"
