@@ -18,6 +18,8 @@ Every message says what failed and what to do about it.
 
 from __future__ import annotations
 
+import api.errors
+
 
 class DriverError(Exception):
     """Base of every error this project raises on purpose."""
@@ -31,12 +33,8 @@ class RecoverableError(DriverError):
     pass
 
 
-class ConfigError(FatalError):
-    """Invalid input. ``field`` is the path of the offending field (e.g. ``spec.sharing.strategy``)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+class ConfigError(api.errors.ConfigError, FatalError):
+    """Invalid input, raised by our layers; ``api.errors.ConfigError`` (its base) is raised by ``api``."""
 
 
 class NvmlUnavailable(FatalError):

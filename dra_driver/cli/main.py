@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import api.errors
 from dra_driver import errors
 from dra_driver.cli import inventory_cmd, sim_cmd
 
@@ -21,9 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+    except api.errors.ConfigError as exc:
+        print(f"dra-gpu {args.command}: invalid input: {exc}", file=sys.stderr)
+        return 2
     except errors.DriverError as exc:
         print(f"dra-gpu {args.command}: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, errors.ConfigError) else 1
+        return 1
     return code
 
 

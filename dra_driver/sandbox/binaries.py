@@ -58,7 +58,9 @@ class BinarySpec:
     def version_matches(self, version_output: str) -> bool:
         """True when ``<binary> --version`` output names exactly the pinned version."""
         if self.name == "etcd":
-            return re.search(rf"^etcd Version: {re.escape(self.version.lstrip('v'))}$", version_output, re.M) is not None
+            return (
+                re.search(rf"^etcd Version: {re.escape(self.version.lstrip('v'))}$", version_output, re.M) is not None
+            )
         return re.search(rf"^Kubernetes {re.escape(self.version)}$", version_output, re.M) is not None
 
 
@@ -67,7 +69,10 @@ SPECS: tuple[BinarySpec, ...] = (
     BinarySpec("kube-apiserver", "kube_apiserver", "kube", "./cmd/kube-apiserver", KUBERNETES_VERSION),
     BinarySpec("kube-scheduler", "kube_scheduler", "kube", "./cmd/kube-scheduler", KUBERNETES_VERSION),
     BinarySpec(
-        "kube-controller-manager", "kube_controller_manager", "kube", "./cmd/kube-controller-manager",
+        "kube-controller-manager",
+        "kube_controller_manager",
+        "kube",
+        "./cmd/kube-controller-manager",
         KUBERNETES_VERSION,
     ),
 )
@@ -86,7 +91,11 @@ def reported_version(binary: Path) -> str:
     """``binary --version`` output (stdout and stderr), or the reason it could not be run."""
     try:
         done = subprocess.run(
-            [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False,
+            [str(binary), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -53,8 +53,17 @@ def ldflags(module: str) -> str:
 
 
 def build_command(go: str, module: str, specs: Sequence[BinarySpec], out_dir: Path) -> list[str]:
-    return [go, "build", "-v", "-trimpath", "-ldflags", ldflags(module), "-o", f"{out_dir}/",
-            *(s.package for s in specs)]
+    return [
+        go,
+        "build",
+        "-v",
+        "-trimpath",
+        "-ldflags",
+        ldflags(module),
+        "-o",
+        f"{out_dir}/",
+        *(s.package for s in specs),
+    ]
 
 
 def build(missing: Sequence[BinarySpec], dest: Path, progress: Progress) -> dict[str, Path]:
@@ -99,8 +108,10 @@ def _exclusive(lock_path: Path, progress: Progress) -> Iterator[None]:
 
 def _build_into(go: str, specs: Sequence[BinarySpec], dest: Path, progress: Progress) -> None:
     names = ", ".join(s.name for s in specs)
-    progress(f"building {names} with {go} into {dest}; {COLD_BUILD_HINT}. "
-             f"To use existing binaries instead, set ${BIN_DIR_ENV}.")
+    progress(
+        f"building {names} with {go} into {dest}; {COLD_BUILD_HINT}. "
+        f"To use existing binaries instead, set ${BIN_DIR_ENV}."
+    )
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(dir=dest, prefix=".build-"))
     try:
@@ -122,8 +133,9 @@ def _run_go(cmd: list[str], cwd: Path, log_path: Path, progress: Progress) -> No
     with open(log_path, "w") as log:
         log.write(f"$ (cd {cwd} && GOFLAGS=-mod=mod {' '.join(cmd)})\n")
         log.flush()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
+        )
         assert proc.stdout is not None
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()

@@ -44,7 +44,9 @@ class ClientIdentity:
 ADMIN = ClientIdentity("admin", "kubernetes-admin", ("system:masters",))
 SCHEDULER = ClientIdentity("kube-scheduler", "system:kube-scheduler")
 CONTROLLER_MANAGER = ClientIdentity("kube-controller-manager", "system:kube-controller-manager")
-DEFAULT_CLIENTS = (ADMIN, SCHEDULER, CONTROLLER_MANAGER)
+FRONT_PROXY = ClientIdentity("front-proxy-client", "front-proxy-client")
+"""The API server's identity towards aggregated API servers (request-header authentication)."""
+DEFAULT_CLIENTS = (ADMIN, SCHEDULER, CONTROLLER_MANAGER, FRONT_PROXY)
 
 
 def node_identity(node_name: str) -> ClientIdentity:

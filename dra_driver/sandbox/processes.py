@@ -60,6 +60,10 @@ class ChildProcess:
         return self._popen.pid
 
     @property
+    def popen(self) -> subprocess.Popen[bytes]:
+        return self._popen
+
+    @property
     def log_file(self) -> Path:
         return self.spec.log_file
 

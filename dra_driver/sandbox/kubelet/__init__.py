@@ -1,0 +1,1 @@
+"""A simulated kubelet: plugin registration and the DRA prepare/unprepare protocol, against the real API."""

@@ -1,0 +1,1 @@
+"""ResourceSlice content for a node's GPUs: pure functions from inventory + modes + capabilities."""
