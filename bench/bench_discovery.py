@@ -51,8 +51,10 @@ def _fill_with_mig_devices(nvml: Nvml) -> None:
 
 def _report(label: str, samples: list[float], baseline: float) -> None:
     med = statistics.median(samples)
-    print(f"{label:44} median {med * 1e3:8.2f} ms  p90 {sorted(samples)[int(len(samples) * 0.9)] * 1e3:8.2f} ms"
-          f"  ({med / baseline:5.1f}x baseline)")
+    print(
+        f"{label:44} median {med * 1e3:8.2f} ms  p90 {sorted(samples)[int(len(samples) * 0.9)] * 1e3:8.2f} ms"
+        f"  ({med / baseline:5.1f}x baseline)"
+    )
 
 
 def main() -> None:

@@ -26,8 +26,10 @@ class Capabilities:
         if self.api_version != "v1":
             notes.append(f"resource.k8s.io/v1 not served; using {self.api_version}")
         if not self.partitionable_devices:
-            notes.append("partitionable devices (shared counters) unavailable: MIG is published as the static MIG "
-                         "devices that exist, time-slice replicas without the exclusive whole GPU")
+            notes.append(
+                "partitionable devices (shared counters) unavailable: MIG is published as the static MIG "
+                "devices that exist, time-slice replicas without the exclusive whole GPU"
+            )
         elif not self.counters_in_own_slice:
             notes.append("counter sets share slices with their devices (server older than 1.35)")
         if not self.consumable_capacity:
