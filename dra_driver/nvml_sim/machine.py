@@ -35,6 +35,9 @@ Gi = dict[str, Any]
 Ci = dict[str, Any]
 
 STATE_VERSION = 1
+# lost: every call answers GPU_IS_LOST; failing: creating GPU/compute instances fails (UNKNOWN);
+# ci-failing: only creating compute instances fails (exercises rollback of a half-made partition).
+FAULTS = (None, "lost", "failing", "ci-failing")
 
 
 class NvmlFault(Exception):
@@ -259,7 +262,7 @@ def ci_remaining_capacity(gpu: Gpu, gi: Gi, profile: ComputeInstanceProfile) -> 
 
 
 def create_compute_instance(state: State, gpu: Gpu, gi: Gi, profile_id: int, placement: Placement | None) -> Ci:
-    if gpu["fault"] == "failing":
+    if gpu["fault"] in ("failing", "ci-failing"):
         raise NvmlFault(codes.UNKNOWN)
     profile = ci_profile_by_id(gpu, gi, profile_id)
     gi_slices = gi_profile_of(gpu, gi).slice_count
@@ -314,6 +317,6 @@ def set_compute_mode(gpu: Gpu, mode: int) -> None:
 
 
 def set_fault(gpu: Gpu, fault: str | None) -> None:
-    if fault not in (None, "lost", "failing"):
-        raise ValueError(f"unknown fault {fault!r}; valid faults: lost, failing, none")
+    if fault not in FAULTS:
+        raise ValueError(f"unknown fault {fault!r}; valid faults: lost, failing, ci-failing, none")
     gpu["fault"] = fault

@@ -1,0 +1,66 @@
+"""End-to-end fixtures: one sandbox control plane per session; tests add their own simulated nodes.
+
+``sim_node(name)`` registers a Node in the running sandbox and runs a simulated kubelet for it in this
+process, with its own ``plugins_registry`` and ``plugins`` directories; the node is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dra_driver.k8s import Kube
+from dra_driver.sandbox.kubelet.kubelet import SimulatedKubelet
+from dra_driver.sandbox.nodes import register_node
+from dra_driver.sandbox.pytest_fixtures import Sandbox, sandbox, sandbox_nodes, sandbox_profile  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def kube(sandbox: Sandbox) -> Iterator[Kube]:  # noqa: F811
+    api = sandbox.api_client()
+    yield Kube(api)
+    api.close()
+
+
+@dataclass
+class SimNode:
+    name: str
+    root: Path
+    kubelet: SimulatedKubelet
+
+
+@pytest.fixture
+def sim_node(sandbox: Sandbox, kube: Kube) -> Iterator[Callable[..., SimNode]]:  # noqa: F811
+    stack = contextlib.ExitStack()
+
+    def make(prefix: str = "e2e", slice_grace_s: float = 30.0, labels: dict[str, str] | None = None) -> SimNode:
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        api = sandbox.api_client()
+        stack.callback(api.close)
+        node = register_node(api, name, labels=labels)
+        stack.callback(lambda: kube.delete(f"/api/v1/nodes/{name}"))
+        stack.callback(node.stop)
+        root = Path(tempfile.mkdtemp(prefix="dra-e2e-", dir="/tmp"))  # unix socket paths must stay < 108 bytes
+        stack.callback(shutil.rmtree, root, True)
+        kubelet = SimulatedKubelet(kube, name, root, slice_grace_s=slice_grace_s)
+        kubelet.start()
+        stack.callback(kubelet.stop)
+        return SimNode(name, root, kubelet)
+
+    with stack:
+        yield make
+
+
+@pytest.fixture
+def namespace(kube: Kube) -> Iterator[str]:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    kube.create("/api/v1/namespaces", {"metadata": {"name": name}})
+    yield name
+    kube.delete(f"/api/v1/namespaces/{name}")

@@ -1,0 +1,84 @@
+"""The plugin's settings: flags mirrored by environment variables, resolved once at start-up."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DRIVER = "gpu.dra-driver.dev"
+
+
+@dataclass(frozen=True)
+class Settings:
+    node_name: str
+    driver_name: str
+    state_dir: Path  # checkpoint and sharing state
+    cdi_dir: Path  # transient CDI specs (/var/run/cdi)
+    plugins_dir: Path  # kubelet plugins dir: the DRA socket lives in <plugins_dir>/<driver>/
+    registry_dir: Path  # kubelet plugins_registry: the registration socket
+    nvml_lib: Path | None  # a libnvidia-ml.so.1 to load instead of the system one
+    kubeconfig: Path | None  # None: in-cluster
+    partitioning_config: Path | None
+    rescan_seconds: float
+    health_port: int  # liveness/readiness HTTP port; 0 = off
+    pod_uid: str  # makes socket names unique per plugin pod (rolling updates)
+    log_json: bool
+    dev_root: Path  # where /dev lives (the sandbox points this at a fake tree)
+
+    @property
+    def dra_socket(self) -> Path:
+        return self.plugins_dir / self.driver_name / f"dra-{self.pod_uid}.sock"
+
+    @property
+    def registration_socket(self) -> Path:
+        return self.registry_dir / f"{self.driver_name}-{self.pod_uid}-reg.sock"
+
+
+_FLAGS: tuple[tuple[str, str, str, str], ...] = (
+    # flag, env, default, help
+    ("--node-name", "NODE_NAME", "", "name of this node (required)"),
+    ("--driver-name", "DRIVER_NAME", DEFAULT_DRIVER, "DRA driver name"),
+    ("--state-dir", "STATE_DIR", "/var/lib/dra-gpu", "checkpoint directory"),
+    ("--cdi-dir", "CDI_DIR", "/var/run/cdi", "directory for per-claim CDI specs"),
+    ("--plugins-dir", "KUBELET_PLUGINS_DIR", "/var/lib/kubelet/plugins", "kubelet plugins directory"),
+    ("--registry-dir", "KUBELET_REGISTRY_DIR", "/var/lib/kubelet/plugins_registry", "kubelet plugin registry"),
+    ("--nvml-lib", "NVML_LIB", "", "path of libnvidia-ml.so.1 (default: the system loader path)"),
+    ("--kubeconfig", "KUBECONFIG", "", "kubeconfig (default: in-cluster)"),
+    ("--partitioning-config", "PARTITIONING_CONFIG", "", "PartitioningConfig file (default: every GPU whole)"),
+    ("--rescan-seconds", "RESCAN_SECONDS", "30", "hardware re-scan and republish period"),
+    ("--health-port", "HEALTH_PORT", "0", "HTTP port for /healthz and /readyz (0: off)"),
+    ("--pod-uid", "POD_UID", "", "plugin pod UID, for unique socket names (default: pid)"),
+    ("--log-json", "LOG_JSON", "false", "log JSON lines"),
+    ("--dev-root", "DEV_ROOT", "/dev", "where the GPU device nodes are"),
+)
+
+
+def parse(argv: list[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(prog="dra-gpu-plugin", description="DRA kubelet plugin for NVIDIA GPUs")
+    for flag, env, default, help_text in _FLAGS:
+        parser.add_argument(flag, default=os.environ.get(env, default), help=f"{help_text} (env {env})")
+    a = parser.parse_args(argv)
+    if not a.node_name:
+        parser.error("--node-name (env NODE_NAME) is required")
+
+    def opt(value: str) -> Path | None:
+        return Path(value) if value else None
+
+    return Settings(
+        node_name=a.node_name,
+        driver_name=a.driver_name,
+        state_dir=Path(a.state_dir),
+        cdi_dir=Path(a.cdi_dir),
+        plugins_dir=Path(a.plugins_dir),
+        registry_dir=Path(a.registry_dir),
+        nvml_lib=opt(a.nvml_lib),
+        kubeconfig=opt(a.kubeconfig),
+        partitioning_config=opt(a.partitioning_config),
+        rescan_seconds=float(a.rescan_seconds),
+        health_port=int(a.health_port),
+        pod_uid=a.pod_uid or str(os.getpid()),
+        log_json=str(a.log_json).lower() in ("1", "true", "yes"),
+        dev_root=Path(a.dev_root),
+    )
