@@ -55,7 +55,7 @@ def remove_stale_sockets(directory: Path, pattern: str, keep: Path | None = None
 
 
 def _dra_servicer(base: type, version: str, handler: DraHandler) -> Any:
-    class Servicer(base):  # type: ignore[misc, valid-type]
+    class Servicer(base):  # type: ignore[misc]
         def NodePrepareResources(self, request: Any, context: Any) -> Any:
             return proto.prepare_response(version, handler.prepare(proto.claims_from_pb(request.claims)))
 
@@ -66,7 +66,7 @@ def _dra_servicer(base: type, version: str, handler: DraHandler) -> Any:
 
 
 def _health_servicer(base: type, pb: Any, handler: DraHandler, stopping: threading.Event) -> Any:
-    class Servicer(base):  # type: ignore[misc, valid-type]
+    class Servicer(base):  # type: ignore[misc]
         def NodeWatchResources(self, request: Any, context: Any) -> Iterator[Any]:
             last: list[tuple[str, str, int, str]] | None = None
             while context.is_active() and not stopping.is_set():
@@ -136,7 +136,7 @@ class PluginServer:
     def _registration(self) -> Any:
         server = self
 
-        class Registration(reg_grpc.RegistrationServicer):  # type: ignore[misc]
+        class Registration(reg_grpc.RegistrationServicer):
             def GetInfo(self, request: Any, context: Any) -> Any:
                 return reg_pb.PluginInfo(
                     type=proto.PLUGIN_TYPE,

@@ -10,7 +10,8 @@ Lookup order for each binary; the first one whose ``--version`` reports the pinn
 Whatever is still missing is built from the wrapper modules in ``k8sbuild/`` into the cache (see
 :mod:`dra_driver.sandbox.gobuild`).
 
-    python -m dra_driver.sandbox.binaries      # locate or build, then print the paths (CI warms its cache so)
+    python -m dra_driver.sandbox.binaries                 # locate or build, print the paths (CI warms its cache)
+    python -m dra_driver.sandbox.binaries --write-gomod   # re-pin the Go wrapper modules to versions.py
 """
 
 from __future__ import annotations
@@ -152,11 +153,24 @@ def find_or_build(progress: Progress) -> Binaries:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     from dra_driver.sandbox.errors import SandboxError
 
-    del argv
+    parser = argparse.ArgumentParser(prog="python -m dra_driver.sandbox.binaries", description=__doc__.split("\n")[0])
+    parser.add_argument("--write-gomod", action="store_true", help="re-pin k8sbuild/*/go.mod to versions.py (network)")
+    args = parser.parse_args(argv)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     try:
-        binaries = find_or_build(lambda line: print(line, file=sys.stderr, flush=True))
+        if args.write_gomod:
+            from dra_driver.sandbox.gomod import write_gomods
+
+            write_gomods(say)
+            return 0
+        binaries = find_or_build(say)
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

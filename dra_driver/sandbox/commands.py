@@ -44,14 +44,15 @@ def sandbox_up(profile: str, nodes: int, workdir: Path | None = None, *, timeout
     except SandboxError as exc:
         _say(f"sandbox: {exc}")
         return 1
+    _say(f"  binaries: etcd {binaries.etcd}, Kubernetes {binaries.kube_apiserver.parent}")
     lock_fd = instance.try_lock(layout)
     if lock_fd is None:
         return _already_running(layout)
     try:
-        _start_supervisor(layout, profile, nodes, binaries, lock_fd)
+        offset = _start_supervisor(layout, profile, nodes, binaries, lock_fd)
     finally:
         os.close(lock_fd)
-    return _follow_start(layout, timeout)
+    return _follow_start(layout, offset, timeout)
 
 
 def sandbox_down(workdir: Path | None = None, *, timeout: float = DOWN_TIMEOUT_S) -> int:
@@ -149,7 +150,8 @@ def _already_running(layout: Layout) -> int:
     return 0
 
 
-def _start_supervisor(layout: Layout, profile: str, nodes: int, binaries: Binaries, lock_fd: int) -> None:
+def _start_supervisor(layout: Layout, profile: str, nodes: int, binaries: Binaries, lock_fd: int) -> int:
+    """Launch the detached supervisor; returns the size its log had before, where this run's lines begin."""
     layout.logs.mkdir(parents=True, exist_ok=True)
     layout.status_file.unlink(missing_ok=True)
     argv = [
@@ -168,6 +170,7 @@ def _start_supervisor(layout: Layout, profile: str, nodes: int, binaries: Binari
         f"--kube-controller-manager={binaries.kube_controller_manager}",
     ]
     with open(layout.supervisor_log, "ab") as log:
+        offset = log.tell()
         launcher = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -177,23 +180,25 @@ def _start_supervisor(layout: Layout, profile: str, nodes: int, binaries: Binari
             start_new_session=True,
         )
         launcher.wait()  # returns at once: the supervisor forks and its first process exits
+    return offset
 
 
-def _follow_start(layout: Layout, timeout: float) -> int:
-    """Echo the supervisor's log until the status is ready or failed, or the supervisor is gone."""
+def _follow_start(layout: Layout, offset: int, timeout: float) -> int:
+    """Echo the supervisor's log from ``offset`` until the status is ready or failed, or the supervisor is gone."""
     deadline = time.monotonic() + timeout
-    offset = 0
     try:
         while True:
             offset = _echo_new_lines(layout.supervisor_log, offset)
+            running = instance.is_running(layout)  # before reading the status: a last word written at exit counts
             status = read_status(layout)
             if status and status.state is State.READY:
                 _say(_usage(layout, status))
                 return 0
             if status and status.state is State.FAILED:
+                _echo_new_lines(layout.supervisor_log, offset)
                 _say(f"sandbox failed to start: {status.message}\n  logs: {layout.logs}")
                 return 1
-            if status and not instance.is_running(layout):
+            if not running:
                 _echo_new_lines(layout.supervisor_log, offset)
                 _say(f"the supervisor exited before the sandbox was ready; see {layout.supervisor_log}")
                 return 1

@@ -1,8 +1,9 @@
 """Simulated Nodes: Node objects that look like a healthy kubelet keeps them, with no kubelet behind them.
 
 :func:`register_node` creates (or adopts) the Node, reports capacity/allocatable and a Ready condition, creates
-its Lease in ``kube-node-lease``, and starts a thread that renews the Lease every ``lease_interval`` seconds and
-refreshes the Ready heartbeat every ``status_interval`` seconds, as the kubelet does. The node lifecycle
+its Lease in ``kube-node-lease``, and starts a thread that renews the Lease every ``lease_interval`` seconds
+(10 s, like the kubelet) and refreshes the Ready condition's heartbeat every ``status_interval`` seconds (30 s,
+well inside the controller's 50 s grace period even if the Lease were ignored). The node lifecycle
 controller therefore neither taints the node ``unreachable`` nor ``not-ready``; the node has no taints, so pods
 schedule onto it (and stay there: nothing runs containers).
 """
@@ -52,7 +53,7 @@ class NodeSpec:
 @dataclass(frozen=True)
 class Heartbeat:
     lease_interval: float = 10.0
-    status_interval: float = 10.0
+    status_interval: float = 30.0
 
 
 def now_rfc3339(micro: bool = False) -> str:

@@ -16,15 +16,17 @@ from dra_driver.sandbox.status import Status
 T = TypeVar("T")
 
 
-def eventually(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
-    """Poll ``probe`` until it returns something truthy; fail the test naming ``what`` otherwise."""
+def eventually(
+    probe: Callable[[], T | None], timeout: float, what: str | Callable[[], str], interval: float = 0.25
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail the test naming ``what`` (evaluated then) otherwise."""
     deadline = time.monotonic() + timeout
     while True:
         result = probe()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
         time.sleep(interval)
 
 

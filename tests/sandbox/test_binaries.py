@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from dra_driver.sandbox import binaries, gobuild
+from dra_driver.sandbox import binaries, gobuild, gomod
 from dra_driver.sandbox.binaries import SPECS, find_or_build, locate
 from dra_driver.sandbox.errors import BinariesUnavailable
 from dra_driver.sandbox.versions import ETCD_VERSION, KUBERNETES_VERSION
@@ -80,3 +80,20 @@ def test_wrapper_modules_require_the_pinned_versions() -> None:
     etcd = (gobuild.MODULES_DIR / "etcd" / "go.mod").read_text()
     assert f"k8s.io/kubernetes {KUBERNETES_VERSION}\n" in kube
     assert f"go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n" in etcd
+
+
+def test_repinning_the_wrapper_modules_to_the_current_versions_changes_nothing() -> None:
+    kube = (gobuild.MODULES_DIR / "kube" / "go.mod").read_text()
+    etcd = (gobuild.MODULES_DIR / "etcd" / "go.mod").read_text()
+    assert gomod.pin_kube(kube) == kube
+    assert gomod.pin_etcd(etcd) == etcd
+
+
+def test_repinning_moves_kubernetes_and_every_staging_replacement_together() -> None:
+    kube = (gobuild.MODULES_DIR / "kube" / "go.mod").read_text()
+    moved = gomod.pin_kube(kube, "v1.38.0")
+    assert "\tk8s.io/kubernetes v1.38.0\n" in moved
+    assert "\tk8s.io/component-base v0.38.0\n" in moved
+    assert "k8s.io/api => k8s.io/api v0.38.0\n" in moved
+    assert "=> k8s.io/api v0.37.2" not in moved
+    assert "k8s.io/utils v0.0.0-20260626114624-be93311217bd" in moved  # not a staging module: left to go mod tidy

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 
+from dra_driver.sandbox.binaries import find_or_build
+from dra_driver.sandbox.controlplane import ControlPlane
+from dra_driver.sandbox.errors import StartupFailed
 from dra_driver.sandbox.featuregates import DRA_GATES
 from dra_driver.sandbox.pytest_fixtures import Sandbox
 from tests.sandbox.helpers import enabled_gates_in_metrics, eventually
@@ -82,3 +86,14 @@ def test_resourceclaim_controller_creates_a_claim_for_a_pod_from_its_template(sa
 
         eventually(claim_owned_by_pod, 30, "the ResourceClaim generated from the template")
         client.CoreV1Api(api).delete_namespaced_pod(f"claimer-{suffix}", "default", grace_period_seconds=0)
+
+
+def test_start_that_misses_its_deadline_names_the_log_and_leaves_nothing_running(tmp_path: Path) -> None:
+    plane = ControlPlane(tmp_path, find_or_build(lambda _: None), startup_timeout=1.0)
+    with pytest.raises(StartupFailed) as caught:
+        plane.start()
+    message = str(caught.value)
+    assert "did not become ready within 1 s" in message
+    assert str(tmp_path / "logs") in message
+    assert plane.processes == ()
+    assert not any(p.stat().st_size == 0 for p in (tmp_path / "logs").iterdir())

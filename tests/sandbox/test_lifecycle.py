@@ -72,5 +72,5 @@ def test_down_ends_every_process_and_a_second_down_is_harmless(
 def test_killing_the_supervisor_takes_the_control_plane_with_it(tmp_path: Path) -> None:
     with running_sandbox(tmp_path / "sb", nodes=0) as sb:
         os.kill(sb.status.supervisor_pid, signal.SIGKILL)
-        eventually(lambda: not living(sb.status), 10, f"no process left (still alive: {living(sb.status)})")
+        eventually(lambda: not living(sb.status), 10, lambda: f"no process left (still alive: {living(sb.status)})")
         assert not instance.is_running(sb.layout)
