@@ -1,11 +1,13 @@
 """Publish a node's pool of ResourceSlices: desired -> actual with the fewest writes.
 
-Rules (those of the kubelet's own slice helper):
+Rules:
 - slices are named ``<node>-<driver>-NN`` (NN = position), owned by the Node;
 - nothing changed -> no write at all;
-- exactly one slice's content changed and the slice count is the same -> update it in place, keeping
-  the pool generation;
-- anything more -> write every slice at generation + 1, then delete slices that are no longer wanted,
+- same slice count and no device moves to another slice -> update only the changed slices in place,
+  keeping the pool generation, in an order that keeps every intermediate pool valid: counter slices
+  that gain counter sets first, then device slices, then counter slices that lose sets (a device never
+  references a counter set that is not there, and no device name is ever in two slices);
+- anything else -> write every slice at generation + 1, then delete slices that are no longer wanted,
   so consumers never combine slices of two different pool states.
 """
 
@@ -36,6 +38,26 @@ def _comparable(spec: Obj) -> Any:
         "poolName": spec["pool"]["name"],
         "count": spec["pool"]["resourceSliceCount"],
     }
+
+
+def _device_names(spec: Obj) -> set[str]:
+    return {d["name"] for d in spec.get("devices") or []}
+
+
+def _moves(actual: dict[str, Obj], desired: dict[str, Obj]) -> bool:
+    """Would some device change slice? (Then only a new generation keeps the pool consistent.)"""
+    where = {d: name for name, obj in actual.items() for d in _device_names(obj["spec"])}
+    return any(where.get(d, name) != name for name, obj in desired.items() for d in _device_names(obj["spec"]))
+
+
+def _write_order(old: Obj, new: Obj) -> int:
+    sets_before = {s["name"] for s in old.get("sharedCounters") or []}
+    sets_after = {s["name"] for s in new.get("sharedCounters") or []}
+    if sets_after - sets_before:
+        return 0  # new counter sets exist before devices reference them
+    if not sets_after and not sets_before:
+        return 1  # device slices
+    return 2  # counter sets disappear after their devices
 
 
 class SlicePublisher:
@@ -80,8 +102,10 @@ class SlicePublisher:
         if not changed and set(actual) == set(desired) and not stale_generation and generation > 0:
             return PublishResult(generation, 0)
         writes = 0
-        if generation > 0 and len(changed) == 1 and set(actual) == set(desired) and not stale_generation:
-            writes += self._write(desired[changed[0]], actual.get(changed[0]))
+        if generation > 0 and set(actual) == set(desired) and not stale_generation and not _moves(actual, desired):
+            for name in sorted(changed, key=lambda n: _write_order(actual[n]["spec"], desired[n]["spec"])):
+                writes += self._write(desired[name], actual[name])
+            log.info("updated %d slice(s) of %s in place at generation %d", writes, self.node, generation)
             return PublishResult(generation, writes)
         generation += 1
         for obj in render(pool, generation, self.caps.api_version, self.owner):

@@ -16,7 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from dra_driver.classes import device_classes
+from dra_driver.inventory import Inventory
 from dra_driver.k8s import Kube
+from dra_driver.nvml.discovery import discover
+from dra_driver.nvml.session import Nvml
+from dra_driver.nvml_sim.control import SimulatedMachine
 from dra_driver.sandbox.kubelet.kubelet import SimulatedKubelet
 from dra_driver.sandbox.nodes import register_node
 from dra_driver.sandbox.pytest_fixtures import Sandbox, sandbox, sandbox_nodes, sandbox_profile  # noqa: F401
@@ -64,3 +69,23 @@ def namespace(kube: Kube) -> Iterator[str]:
     kube.create("/api/v1/namespaces", {"metadata": {"name": name}})
     yield name
     kube.delete(f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> Callable[[str], Inventory]:
+    """``inventory("dgx-a100")``: discover a fresh simulated machine through the real NVML code path."""
+
+    def make(profile: str) -> Inventory:
+        SimulatedMachine.create(tmp_path / f"{profile}.json", profile).activate()
+        with Nvml() as nvml:
+            return discover(nvml)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def device_classes_installed(kube: Kube) -> None:
+    """The shipped DeviceClasses, created once per session."""
+    for c in device_classes():
+        if kube.get(f"/apis/resource.k8s.io/v1/deviceclasses/{c['metadata']['name']}") is None:
+            kube.create("/apis/resource.k8s.io/v1/deviceclasses", c)

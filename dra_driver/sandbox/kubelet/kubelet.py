@@ -183,13 +183,9 @@ class SimulatedKubelet:
     # --- terminate -----------------------------------------------------------------------------
 
     def _terminate(self, pod: Obj) -> None:
+        """Unprepare what this kubelet prepared for the pod (its claim cache, like the kubelet's), then remove it."""
         uid = pod["metadata"]["uid"]
-        claims = self._prepared.get(uid)
-        if claims is None:
-            try:
-                claims = self._claims_of(pod)
-            except NotReady:
-                claims = []  # never prepared: nothing to undo
+        claims = self._prepared.get(uid, [])
         errors = []
         for driver in sorted({c.driver for c in claims}):
             plugin = self.watcher.plugin(driver)
