@@ -31,8 +31,18 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def sandbox_up(profile: str, nodes: int, workdir: Path | None = None, *, timeout: float = UP_TIMEOUT_S) -> int:
-    """Start a sandbox with ``nodes`` simulated nodes (``sim-node-0`` …) unless one already runs there."""
+def sandbox_up(
+    profile: str,
+    nodes: int,
+    workdir: Path | None = None,
+    *,
+    timeout: float = UP_TIMEOUT_S,
+    owner_pid: int | None = None,
+) -> int:
+    """Start a sandbox with ``nodes`` simulated nodes (``sim-node-0`` …) unless one already runs there.
+
+    With ``owner_pid`` the sandbox stops by itself once that process is gone (used by the test fixtures).
+    """
     layout = Layout((workdir or default_workdir()).resolve())
     if instance.is_running(layout):
         return _already_running(layout)
@@ -49,7 +59,7 @@ def sandbox_up(profile: str, nodes: int, workdir: Path | None = None, *, timeout
     if lock_fd is None:
         return _already_running(layout)
     try:
-        offset = _start_supervisor(layout, profile, nodes, binaries, lock_fd)
+        offset = _start_supervisor(layout, profile, nodes, binaries, lock_fd, owner_pid)
     finally:
         os.close(lock_fd)
     return _follow_start(layout, offset, timeout)
@@ -150,7 +160,9 @@ def _already_running(layout: Layout) -> int:
     return 0
 
 
-def _start_supervisor(layout: Layout, profile: str, nodes: int, binaries: Binaries, lock_fd: int) -> int:
+def _start_supervisor(
+    layout: Layout, profile: str, nodes: int, binaries: Binaries, lock_fd: int, owner_pid: int | None
+) -> int:
     """Launch the detached supervisor; returns the size its log had before, where this run's lines begin."""
     layout.logs.mkdir(parents=True, exist_ok=True)
     layout.status_file.unlink(missing_ok=True)
@@ -169,6 +181,8 @@ def _start_supervisor(layout: Layout, profile: str, nodes: int, binaries: Binari
         f"--kube-scheduler={binaries.kube_scheduler}",
         f"--kube-controller-manager={binaries.kube_controller_manager}",
     ]
+    if owner_pid is not None:
+        argv.append(f"--owner-pid={owner_pid}")
     with open(layout.supervisor_log, "ab") as log:
         offset = log.tell()
         launcher = subprocess.Popen(

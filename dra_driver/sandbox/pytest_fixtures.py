@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +68,14 @@ class SandboxStartFailed(Exception):
 
 @contextlib.contextmanager
 def running_sandbox(workdir: Path, profile: str = "", nodes: int = DEFAULT_TEST_NODES) -> Iterator[Sandbox]:
-    """Start a sandbox in ``workdir`` and stop it on exit; ``up``'s output goes into the error if it fails."""
+    """Start a sandbox in ``workdir`` and stop it on exit; ``up``'s output goes into the error if it fails.
+
+    The sandbox also stops by itself within a second or two if this process dies (``owner_pid``), so an
+    interrupted or killed test run leaves no control plane behind.
+    """
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = sandbox_up(profile, nodes, workdir)
+        code = sandbox_up(profile, nodes, workdir, owner_pid=os.getpid())
     status = read_status(Layout(workdir))
     if code != 0 or status is None or status.state is not State.READY:
         with contextlib.redirect_stdout(io.StringIO()):

@@ -9,6 +9,7 @@ the status ``failed`` with the log to read. Its children die with it even on SIG
 Started detached by ``dra-gpu sandbox up`` (see commands.py) as::
 
     python -m dra_driver.sandbox.supervisor run --workdir DIR --profile NAME --nodes N [--detach] [--lock-fd FD]
+        [--owner-pid PID]
         [--etcd PATH --kube-apiserver PATH --kube-scheduler PATH --kube-controller-manager PATH]
 """
 
@@ -77,6 +78,8 @@ class SupervisorConfig:
     nodes: int
     binaries: Binaries | None = None
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_S
+    owner: instance.PidRecord | None = None
+    """Stop when this process is gone (tests pass their own pid so a killed test run leaves nothing behind)."""
 
 
 class Supervisor:
@@ -148,6 +151,10 @@ class Supervisor:
         reported: set[int] = set()
         while True:
             time.sleep(WATCH_INTERVAL_S)
+            owner = self.cfg.owner
+            if owner is not None and not instance.alive(owner):
+                self._progress(f"owner process {owner.pid} is gone")
+                raise Terminated(0)
             for child in self._control_plane.processes:
                 if not child.alive():
                     raise SandboxError(
@@ -216,6 +223,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--lock-fd", type=int, help="inherited descriptor already holding the sandbox lock")
     run.add_argument("--detach", action="store_true", help="fork; the parent exits at once")
     run.add_argument("--startup-timeout", type=float, default=DEFAULT_STARTUP_TIMEOUT_S)
+    run.add_argument("--owner-pid", type=int, help="stop when this process exits")
     for name in ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager"):
         run.add_argument(f"--{name}", type=Path)
     return parser.parse_args(argv)
@@ -237,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(0)  # the parent: the caller waits for it, the child carries on re-parented
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    cfg = SupervisorConfig(args.workdir, args.profile, args.nodes, _binaries(args), args.startup_timeout)
+    owner = None
+    if args.owner_pid is not None:
+        ticks = instance.start_ticks(args.owner_pid)
+        owner = instance.PidRecord(args.owner_pid, ticks if ticks is not None else -1)
+    cfg = SupervisorConfig(args.workdir, args.profile, args.nodes, _binaries(args), args.startup_timeout, owner)
     return Supervisor(cfg).run()
 
 

@@ -123,7 +123,7 @@ def test_3g_and_4g_fit_together_but_two_4g_do_not(
 def test_four_timeslice_replicas_allocate_and_a_fifth_waits(
     gpu_node: Callable[..., tuple[SimNode, SlicePublisher, Inventory]], kube: Kube, namespace: str
 ) -> None:
-    node, publisher, inv = gpu_node("single-a100", TimeSlice(4))
+    node, _, _ = gpu_node("single-a100", TimeSlice(4))
     t = claims.template(kube, namespace, class_name("timeslice"))
     pods = [claims.pod(kube, namespace, node.name, t) for _ in range(4)]
     devices = sorted(d for ds in _wait_allocated(kube, namespace, pods).values() for d in ds)
