@@ -42,7 +42,7 @@ def test_failed_compute_instance_rolls_back_the_gpu_instance(machine: MachineFac
 
 def test_unknown_profile_names_the_valid_ones(machine: MachineFactory) -> None:
     machine("single-a100", init=False)
-    with Nvml() as nvml, pytest.raises(errors.ConfigError, match="no MIG profile '9g.99gb'.*1g.5gb"):
+    with Nvml() as nvml, pytest.raises(errors.ConfigError, match=r"no MIG profile '9g\.99gb'.*1g\.5gb"):
         mig.create_partition(nvml, 0, "9g.99gb", 0)
 
 

@@ -175,5 +175,5 @@ def _report(lines: queue.Queue[str | None], log: IO[str], label: str, progress: 
         if time.monotonic() >= next_report:
             next_report = time.monotonic() + REPORT_EVERY_S
             fetched = f"{downloaded} modules downloaded, " if downloaded else ""
-            stage = f"last: {last}" if last else "resolving modules"
+            stage = f"last: {last}" if last else "nothing to recompile: the Go build cache has it; linking"
             progress(f"building {label}: {fetched}{compiled} packages compiled ({stage})")

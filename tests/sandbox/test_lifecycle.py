@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from dra_driver.sandbox import instance
 from dra_driver.sandbox.commands import sandbox_down, sandbox_kubeconfig, sandbox_status, sandbox_up
+from dra_driver.sandbox.layout import Layout
 from dra_driver.sandbox.pytest_fixtures import Sandbox, running_sandbox
 from dra_driver.sandbox.status import State, read_status
 from tests.sandbox.helpers import eventually, living
 
 pytestmark = pytest.mark.sandbox
+
+OWNER = """
+import os, sys, time
+from pathlib import Path
+from dra_driver.sandbox.commands import sandbox_up
+code = sandbox_up("", 0, Path(sys.argv[1]), owner_pid=os.getpid())
+print("UP" if code == 0 else "FAILED", flush=True)
+time.sleep(300)
+"""
 
 
 def test_up_on_a_running_sandbox_says_so_and_starts_no_second_one(
@@ -74,3 +86,26 @@ def test_killing_the_supervisor_takes_the_control_plane_with_it(tmp_path: Path) 
         os.kill(sb.status.supervisor_pid, signal.SIGKILL)
         eventually(lambda: not living(sb.status), 10, lambda: f"no process left (still alive: {living(sb.status)})")
         assert not instance.is_running(sb.layout)
+
+
+def test_sandbox_started_for_an_owner_stops_when_the_owner_is_killed(tmp_path: Path) -> None:
+    workdir = tmp_path / "sb"
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(workdir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        verdict = ""
+        for line in owner.stdout:  # up's progress, then the verdict
+            if line.strip() in ("UP", "FAILED"):
+                verdict = line.strip()
+                break
+        assert verdict == "UP", f"sandbox did not start; see {workdir / 'logs'}"
+    finally:
+        owner.kill()
+        owner.wait()
+        if owner.stdout:
+            owner.stdout.close()
+    status = read_status(Layout(workdir))
+    assert status is not None
+    eventually(lambda: not living(status), 15, lambda: f"no process left (still alive: {living(status)})")
+    final = read_status(Layout(workdir))
+    assert final is not None and final.state is State.STOPPED
