@@ -33,7 +33,7 @@ MODULES_DIR = Path(__file__).resolve().parent / "k8sbuild"
 REPORT_EVERY_S = 10.0
 COLD_BUILD_HINT = (
     "the first build compiles ~2,800 Go packages: about 6 min on 2 cores once the Go modules (~1 GB) are "
-    "downloaded, about 20 s when the Go build cache is warm"
+    "downloaded, under a minute when the Go build cache is warm"
 )
 
 
