@@ -1,0 +1,51 @@
+"""The driver's versioned opaque configuration (``gpu.dra-driver.dev/v1alpha1``) and its resolution. Pure.
+
+- ``v1alpha1``: ``GpuConfig`` / ``MigDeviceConfig`` and ``decode_opaque``, the one validator used by the
+  admission webhook, the manifest linter and the kubelet plugin;
+- ``resolve``: which config entry applies to an allocated device (class < claim, last match wins);
+- ``strict``: JSON/YAML decoding that refuses duplicate keys, and typed field access;
+- ``quantity``: Kubernetes quantities as whole bytes.
+
+Every error is an ``api.errors.ConfigError`` naming the field path. See docs/opaque-config.md.
+"""
+
+from api.config.resolve import (
+    ConfigEntry,
+    DeviceType,
+    ResolvedConfigs,
+    Source,
+    decode_configs,
+    default_config,
+    resolve_allocation,
+    resolve_configs,
+)
+from api.config.v1alpha1 import (
+    API_VERSION,
+    DriverConfig,
+    GpuConfig,
+    MigDeviceConfig,
+    Mps,
+    TimeSlicing,
+    decode_opaque,
+)
+
+DEFAULT_DRIVER_NAME = "gpu.dra-driver.dev"
+
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_DRIVER_NAME",
+    "ConfigEntry",
+    "DeviceType",
+    "DriverConfig",
+    "GpuConfig",
+    "MigDeviceConfig",
+    "Mps",
+    "ResolvedConfigs",
+    "Source",
+    "TimeSlicing",
+    "decode_configs",
+    "decode_opaque",
+    "default_config",
+    "resolve_allocation",
+    "resolve_configs",
+]

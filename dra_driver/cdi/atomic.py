@@ -1,0 +1,60 @@
+"""Crash-safe file replacement: readers see the old file or the new one, never a part of either.
+
+``write_atomically`` writes a temporary file in the target's directory, fsyncs it, renames it over the
+target and fsyncs the directory, so the rename itself survives a power loss. Temporary files are named
+``.<target name>.<random>.tmp``: hidden, and with an extension no CDI runtime loads. A crash (kill -9)
+can leave one behind; ``stale_temp_files`` finds them for start-up repair. Errors are ``OSError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+TEMP_SUFFIX = ".tmp"
+
+
+def fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically and durably; on any failure the old content stays."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_directory(path.parent)
+
+
+def remove_durably(path: Path) -> bool:
+    """Remove ``path`` and fsync its directory; False when it was already gone (idempotent)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    fsync_directory(path.parent)
+    return True
+
+
+def stale_temp_files(directory: Path, name_prefix: str = "") -> list[Path]:
+    """Temporary files a crashed ``write_atomically`` left for targets whose name starts with ``name_prefix``."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p for p in directory.iterdir() if p.name.startswith(f".{name_prefix}") and p.name.endswith(TEMP_SUFFIX)
+    )
