@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from api.partitioning import Mig, Whole
-from controller.publisher import SlicePublisher
+from dra_driver.slices.publisher import SlicePublisher
 from dra_driver.capability_probe import probe
 from dra_driver.k8s import Kube
 from dra_driver.nvml.discovery import discover

@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create.add_argument("--profile", required=True, choices=sorted(MACHINE_PROFILES))
     create.add_argument("--host", default="", help="host name (makes GPU UUIDs unique per simulated node)")
     create.add_argument("--mig-disabled", action="store_true", help="start MIG-capable GPUs with MIG disabled")
-    fault = ops.add_parser("fault", help="inject a fault: lost (GPU_IS_LOST), failing (creates fail), ci-failing (compute-instance creates fail), none")
+    fault = ops.add_parser(
+        "fault",
+        help="inject a fault: lost (GPU_IS_LOST), failing (creates fail), ci-failing (compute-instance creates fail), none",
+    )
     fault.add_argument("state", type=Path)
     fault.add_argument("--gpu", type=int, required=True)
     fault.add_argument("kind", choices=["lost", "failing", "ci-failing", "none"])

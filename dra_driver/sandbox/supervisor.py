@@ -30,7 +30,7 @@ from typing import Any
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
-from dra_driver.sandbox import flags, instance
+from dra_driver.sandbox import agents, flags, instance
 from dra_driver.sandbox.binaries import Binaries, find_or_build
 from dra_driver.sandbox.controlplane import DEFAULT_STARTUP_TIMEOUT_S, ControlPlane
 from dra_driver.sandbox.errors import SandboxError
@@ -47,17 +47,15 @@ def node_names(count: int) -> tuple[str, ...]:
     return tuple(f"sim-node-{i}" for i in range(count))
 
 
-def start_node_agents(status: Status, kubeconfig: Path) -> list[subprocess.Popen[bytes]]:
-    """HOOK for per-node agents (e.g. one GPU kubelet plugin per simulated node for ``status.profile``).
+def start_node_agents(
+    layout: Layout, status: Status, kubeconfig: Path, api: ApiClient
+) -> list[subprocess.Popen[bytes]]:
+    """Per-node agents (see agents.py): a simulated kubelet per node, and the GPU plugin when a profile is set.
 
-    Called in the supervisor's main thread after the nodes in ``status.nodes`` are registered and before the
-    sandbox is reported ready; ``kubeconfig`` is the admin kubeconfig. Start agents with
-    :func:`dra_driver.sandbox.processes.spawn` (they then die with the supervisor) and return their ``.popen``;
-    they are recorded in the status and stopped first (SIGTERM, then SIGKILL) when the sandbox stops.
-    Starts nothing yet.
+    Called in the supervisor's main thread after the nodes are registered and before the sandbox is reported
+    ready; agents die with the supervisor and are stopped first (SIGTERM, then SIGKILL) when the sandbox stops.
     """
-    del status, kubeconfig
-    return []
+    return [child.popen for child in agents.start(layout, status.nodes, status.profile, kubeconfig, api)]
 
 
 class Terminated(BaseException):
@@ -141,7 +139,7 @@ class Supervisor:
             self._nodes.append(register_node(api, name))
         self._progress(f"registered {len(self._nodes)} simulated node(s)")
         self._update(State.STARTING, message="starting node agents", nodes=node_names(self.cfg.nodes))
-        self._agents = start_node_agents(self._status, cp.kubeconfig)
+        self._agents = start_node_agents(self.layout, self._status, cp.kubeconfig, api)
         agents = tuple(_popen_info(f"agent-{i}", p, self.layout) for i, p in enumerate(self._agents))
         self._update(State.READY, message="ready", ready_at=_now(), processes=self._status.processes + agents)
         self._progress(f"ready: export KUBECONFIG={cp.kubeconfig}")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from api.partitioning import GpuMode, Mig, Shared, TimeSlice, Whole
-from controller.publisher import SlicePublisher
+from dra_driver.slices.publisher import SlicePublisher
 from dra_driver.capabilities import Capabilities
 from dra_driver.capability_probe import probe
 from dra_driver.classes import class_name

@@ -1,0 +1,109 @@
+"""The CDI spec of one prepared claim: device nodes, visible-device variables, MPS settings. Pure.
+
+One spec per claim (kind ``<driver>/claim``), one CDI device per allocated device, named
+``<claimUID>-<device>`` so no name is ever reused across claims. Spec-wide edits carry the control
+device nodes and ``NVIDIA_VISIBLE_DEVICES`` / ``CUDA_VISIBLE_DEVICES`` with the UUIDs of all the claim's
+devices (GPU UUIDs, or MIG UUIDs for MIG devices).
+
+MIG devices also need ``/dev/nvidia-caps/nvidia-cap<N>`` for their GPU instance and compute instance.
+``N`` comes from ``/proc/driver/nvidia-caps/mig-minors`` (lines ``gpu<m>/gi<g>/access <N>`` and
+``gpu<m>/gi<g>/ci<c>/access <N>``); where that file is absent (simulated GPUs) the driver's own layout
+is used: after ``config`` (1) and ``monitor`` (2), each GPU takes 135 minors, 9 per GPU instance
+(its access, then 8 compute instances).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from dra_driver.cdi import ContainerEdits, Device, DeviceNode, Mount, Spec, claim_device_name
+from kubelet_plugin.checkpoint import DeviceRecord, MigPartition
+
+CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+MINORS_PER_GPU = 135
+MINORS_PER_GI = 9
+FIRST_GPU_MINOR = 3
+
+
+def claim_kind(driver: str) -> str:
+    return f"{driver}/claim"
+
+
+def parse_mig_minors(text: str) -> dict[str, int]:
+    """``/proc/driver/nvidia-caps/mig-minors`` as {"gpu0/gi1/access": 12, ...}."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def mig_cap_minor(minors: Mapping[str, int], gpu_minor: int, gi: int, ci: int | None = None) -> int:
+    key = f"gpu{gpu_minor}/gi{gi}/access" if ci is None else f"gpu{gpu_minor}/gi{gi}/ci{ci}/access"
+    if key in minors:
+        return minors[key]
+    base = FIRST_GPU_MINOR + gpu_minor * MINORS_PER_GPU + gi * MINORS_PER_GI
+    return base if ci is None else base + 1 + ci
+
+
+def read_mig_minors(proc_root: Path = Path("/proc")) -> dict[str, int]:
+    path = proc_root / "driver" / "nvidia-caps" / "mig-minors"
+    return parse_mig_minors(path.read_text()) if path.exists() else {}
+
+
+def device_uuid(record: DeviceRecord) -> str:
+    hw = record.hardware
+    if isinstance(hw, MigPartition):
+        assert hw.mig_uuid is not None, "MIG partition not created yet"
+        return hw.mig_uuid
+    return hw.gpu_uuid
+
+
+def _device_edits(record: DeviceRecord, gpu_minor: int, minors: Mapping[str, int]) -> ContainerEdits:
+    nodes = [DeviceNode(f"/dev/nvidia{gpu_minor}")]
+    hw = record.hardware
+    if isinstance(hw, MigPartition):
+        assert hw.gpu_instance_id is not None and hw.compute_instance_id is not None
+        gi_cap = mig_cap_minor(minors, gpu_minor, hw.gpu_instance_id)
+        ci_cap = mig_cap_minor(minors, gpu_minor, hw.gpu_instance_id, hw.compute_instance_id)
+        nodes += [
+            DeviceNode(f"/dev/nvidia-caps/nvidia-cap{gi_cap}"),
+            DeviceNode(f"/dev/nvidia-caps/nvidia-cap{ci_cap}"),
+        ]
+    env: list[str] = []
+    mounts: list[Mount] = []
+    if record.mps is not None:
+        m = record.mps
+        env += ["CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps", "CUDA_MPS_LOG_DIRECTORY=/tmp/nvidia-mps/log"]
+        if m.active_thread_percentage is not None:
+            env.append(f"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE={m.active_thread_percentage}")
+        limits = [
+            f"{device_uuid(record) if key == 'default' else key}={value // (1024 * 1024)}M"
+            for key, value in m.pinned_memory_limits
+        ]
+        if limits:
+            env.append(f"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT={','.join(limits)}")
+        mounts.append(Mount(m.pipe_directory, "/tmp/nvidia-mps", "none", ("rbind", "rw")))
+    return ContainerEdits(env=tuple(env), device_nodes=tuple(nodes), mounts=tuple(mounts))
+
+
+def claim_spec(
+    driver: str,
+    claim_uid: str,
+    records: tuple[DeviceRecord, ...],
+    gpu_minors: Mapping[int, int],
+    minors: Mapping[str, int],
+) -> Spec:
+    """The claim's spec. ``gpu_minors`` maps GPU index -> minor number (the /dev/nvidia<minor> node)."""
+    uuids = ",".join(dict.fromkeys(device_uuid(r) for r in records))
+    devices = tuple(
+        Device(claim_device_name(claim_uid, r.device), _device_edits(r, gpu_minors[r.hardware.gpu_index], minors))
+        for r in records
+    )
+    common = ContainerEdits(
+        env=(f"NVIDIA_VISIBLE_DEVICES={uuids}", f"CUDA_VISIBLE_DEVICES={uuids}"),
+        device_nodes=tuple(DeviceNode(p) for p in CONTROL_NODES),
+    )
+    return Spec(claim_kind(driver), devices, common)

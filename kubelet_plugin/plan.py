@@ -1,0 +1,163 @@
+"""From an allocated claim to the device records to prepare, validated before anything is touched. Pure.
+
+Every refusal happens here, before the checkpoint's first phase: a claim that is not allocated for
+this driver and node, a device this node does not have, an opaque config that does not decode or
+does not fit the device, a time-slice interval that conflicts with the GPU's other users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, assert_never
+
+from api.config.resolve import DeviceType, resolve_allocation
+from api.config.v1alpha1 import DriverConfig, Mps, TimeSlicing
+from api.errors import ConfigError
+from api.kubelet import ClaimRef
+from dra_driver.inventory import Gpu, Inventory
+from dra_driver.slices import quantity
+from dra_driver.slices.devices import label
+from dra_driver.slices.names import DeviceRef, MigRef, SharedRef, TimeSliceRef, WholeRef, parse_device_name
+from kubelet_plugin.checkpoint import (
+    ClaimRecord,
+    DeviceRecord,
+    Hardware,
+    MigPartition,
+    MpsSettings,
+    SharedGpu,
+    TimeSliceReplica,
+    WholeGpu,
+)
+from kubelet_plugin.sharing import TimeSliceUse, check_interval
+
+
+class ClaimRejected(Exception):
+    """The claim cannot be prepared here; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Context:
+    driver: str
+    node: str
+    inventory: Inventory
+    mps_root: str  # host directory holding each claim's MPS pipe directory
+
+
+def _device_type(ref: DeviceRef) -> DeviceType:
+    match ref:
+        case WholeRef():
+            return "gpu"
+        case MigRef():
+            return "mig"
+        case TimeSliceRef():
+            return "timeslice"
+        case SharedRef():
+            return "shared"
+        case _:
+            assert_never(ref)
+
+
+def _gpu(ctx: Context, minor: int, device: str) -> Gpu:
+    for gpu in ctx.inventory.gpus:
+        if gpu.minor == minor:
+            return gpu
+    raise ClaimRejected(f"device {device}: this node has no healthy GPU with minor number {minor}")
+
+
+def _hardware(ctx: Context, ref: DeviceRef, device: str, config: DriverConfig) -> Hardware:
+    gpu = _gpu(ctx, ref.minor, device)
+    match ref:
+        case WholeRef():
+            full = next((p for p in gpu.mig_profiles if p.memory_slices == gpu.memory_slices), None)
+            if gpu.mig_enabled and full is not None:  # CUDA sees a MIG-mode GPU only through a MIG device
+                return MigPartition(gpu.uuid, gpu.index, full.name, 0, full.memory_slices)
+            return WholeGpu(gpu.uuid, gpu.index)
+        case MigRef(_, profile_label, start):
+            profile = next((p for p in gpu.mig_profiles if label(p.name) == profile_label), None)
+            if profile is None or all(p.start != start for p in profile.placements):
+                raise ClaimRejected(f"device {device}: GPU {gpu.index} offers no MIG {profile_label} at {start}")
+            return MigPartition(gpu.uuid, gpu.index, profile.name, start, profile.memory_slices)
+        case TimeSliceRef():
+            interval = config.sharing.interval if isinstance(config.sharing, TimeSlicing) else "Default"
+            return TimeSliceReplica(gpu.uuid, gpu.index, interval)
+        case SharedRef():
+            return SharedGpu(gpu.uuid, gpu.index)
+        case _:
+            assert_never(ref)
+
+
+def _mps(ctx: Context, claim: ClaimRef, config: DriverConfig, result: Mapping[str, Any]) -> MpsSettings | None:
+    consumed = result.get("consumedCapacity") or {}
+    if isinstance(config.sharing, Mps):
+        m = config.sharing
+        limits = m.per_device_pinned_memory_limit
+        if m.default_pinned_device_memory_limit is not None:
+            limits = (("default", m.default_pinned_device_memory_limit), *limits)
+        return MpsSettings(
+            f"mps-{claim.uid}", f"{ctx.mps_root}/{claim.uid}", m.default_active_thread_percentage, limits
+        )
+    if consumed:  # a share of a shared GPU: its limits come from what the scheduler granted
+        percentage = int(quantity.parse(consumed["compute"])) if "compute" in consumed else None
+        limits = (("default", quantity.parse(consumed["memory"])),) if "memory" in consumed else ()
+        return MpsSettings(f"mps-{claim.uid}", f"{ctx.mps_root}/{claim.uid}", percentage, limits)
+    return None
+
+
+def plan_claim(
+    ctx: Context, claim_ref: ClaimRef, claim: Mapping[str, Any], others: Iterable[ClaimRecord]
+) -> tuple[DeviceRecord, ...]:
+    """The devices to prepare for ``claim`` (a ResourceClaim as the API returns it), or ``ClaimRejected``."""
+    meta = claim.get("metadata", {})
+    if meta.get("uid") != claim_ref.uid:
+        raise ClaimRejected(
+            f"claim {claim_ref.namespace}/{claim_ref.name} has UID {meta.get('uid')}, the kubelet "
+            f"asked for {claim_ref.uid}: it was deleted and re-created; the pod must be re-created"
+        )
+    allocation = claim.get("status", {}).get("allocation")
+    if not allocation:
+        raise ClaimRejected("claim is not allocated (yet); the scheduler allocates it when it schedules the pod")
+    results = [r for r in allocation.get("devices", {}).get("results") or [] if r.get("driver") == ctx.driver]
+    for r in results:
+        if r.get("pool") != ctx.node:
+            raise ClaimRejected(
+                f"device {r.get('device')} is allocated from pool {r.get('pool')}, not this node ({ctx.node})"
+            )
+    try:
+        configs = resolve_allocation(allocation.get("devices", {}).get("config"), ctx.driver)
+        records = []
+        for r in results:
+            ref = parse_device_name(r["device"])
+            request = str(r["request"])
+            config = configs.config_for(request, _device_type(ref))
+            records.append(
+                DeviceRecord(
+                    request_names=(request.split("/", 1)[0],),
+                    pool=ctx.node,
+                    device=r["device"],
+                    hardware=_hardware(ctx, ref, r["device"], config),
+                    share_id=r.get("shareID"),
+                    mps=_mps(ctx, claim_ref, config, r),
+                )
+            )
+    except ConfigError as exc:
+        raise ClaimRejected(f"invalid configuration: {exc}") from exc
+    _check_intervals(claim_ref, records, others)
+    return tuple(records)
+
+
+def _check_intervals(claim_ref: ClaimRef, records: list[DeviceRecord], others: Iterable[ClaimRecord]) -> None:
+    uses = [
+        TimeSliceUse(rec.claim.uid, d.hardware.gpu_uuid, d.hardware.interval)
+        for rec in others
+        for d in rec.devices
+        if isinstance(d.hardware, TimeSliceReplica)
+    ]
+    mine = [d.hardware for d in records if isinstance(d.hardware, TimeSliceReplica)]
+    for hw in mine:
+        try:
+            check_interval(
+                uses + [TimeSliceUse(claim_ref.uid, h.gpu_uuid, h.interval) for h in mine], hw.gpu_uuid, hw.interval, ""
+            )
+        except Exception as exc:
+            raise ClaimRejected(str(exc)) from exc

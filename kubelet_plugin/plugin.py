@@ -1,0 +1,164 @@
+"""The kubelet plugin daemon: wiring, start-up, the publish loop, health endpoints, graceful shutdown.
+
+Start-up: settings -> NVML session -> API capabilities -> inventory -> checkpoint -> repair -> gRPC
+services (DRA socket, then registration) -> first slice publication (then ready). A loop re-scans the
+hardware every ``rescan_seconds`` and republishes (no write when nothing changed). SIGTERM stops the
+services (sockets removed) and closes NVML; slices stay, so a restarted plugin takes over seamlessly.
+"""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from api.partitioning import GpuMode, Mig, PartitioningConfig, parse_config
+from dra_driver.capability_probe import probe
+from dra_driver.inventory import Inventory
+from dra_driver.k8s import Kube
+from dra_driver.nvml.discovery import discover
+from dra_driver.nvml.session import Nvml
+from dra_driver.slices.builder import build_pool
+from dra_driver.slices.publisher import SlicePublisher
+from kubelet_plugin import logs
+from kubelet_plugin.cdi_specs import read_mig_minors
+from kubelet_plugin.checkpoint import Checkpoint
+from kubelet_plugin.driver import GpuDriver
+from kubelet_plugin.hardware import HardwareOps
+from kubelet_plugin.repair import repair
+from kubelet_plugin.server import PluginServer
+from kubelet_plugin.settings import Settings, parse
+from kubelet_plugin.sharing import choose_time_slicer
+
+log = logging.getLogger(__name__)
+HEALTHY, UNHEALTHY = 1, 2
+
+
+class Plugin:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self.kube = Kube.from_kubeconfig(settings.kubeconfig)
+        self.nvml = Nvml(settings.nvml_lib)
+        self.nvml.open()
+        self.caps = probe(self.kube)
+        self.config = self._load_config(settings.partitioning_config)
+        node = self.kube.get(f"/api/v1/nodes/{settings.node_name}") or {}
+        self.labels: dict[str, str] = node.get("metadata", {}).get("labels") or {}
+        self._inventory = discover(self.nvml)
+        self._health_changed = threading.Condition()
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.cdi_dir.mkdir(parents=True, exist_ok=True)
+        self.driver = GpuDriver(
+            settings.driver_name,
+            settings.node_name,
+            self.kube,
+            Checkpoint.load(settings.state_dir / "checkpoint.json"),
+            HardwareOps(self.nvml, choose_time_slicer(settings.state_dir)),
+            lambda: self._inventory,
+            settings.cdi_dir,
+            settings.state_dir / "mps",
+            read_mig_minors(),
+        )
+        self.publisher = SlicePublisher.for_node(self.kube, self.caps, settings.driver_name, settings.node_name)
+        self.server = PluginServer(settings.driver_name, settings.dra_socket, settings.registration_socket, self)
+
+    @staticmethod
+    def _load_config(path: Path | None) -> PartitioningConfig:
+        if path is None or not path.exists():
+            return PartitioningConfig()
+        return parse_config(yaml.safe_load(path.read_text()))
+
+    def modes(self, inv: Inventory) -> dict[int, GpuMode]:
+        return {g.index: self.config.mode_for(self.labels, g.index, g.uuid, g.product_name) for g in inv.gpus}
+
+    # DraHandler
+    def prepare(self, claims: Any) -> Any:
+        return self.driver.prepare(claims)
+
+    def unprepare(self, claims: Any) -> Any:
+        return self.driver.unprepare(claims)
+
+    def health(self, timeout: float) -> list[tuple[str, str, int, str]]:
+        with self._health_changed:
+            if timeout:
+                self._health_changed.wait(timeout)
+            inv = self._inventory
+        node = self.settings.node_name
+        out = [(node, f"gpu-{g.minor}", HEALTHY, "") for g in inv.gpus]
+        out += [(node, f"gpu-{u.index}", UNHEALTHY, u.reason) for u in inv.unhealthy]
+        return sorted(out)
+
+    def start(self) -> None:
+        mig_gpus = [i for i, m in self.modes(self._inventory).items() if isinstance(m, Mig)]
+        report = repair(self.driver, mig_gpus)
+        log.info("repair done: %s", report)
+        self.server.start()
+        self.publish()
+        self.ready.set()
+        threading.Thread(target=self._rescan_loop, name="rescan", daemon=True).start()
+
+    def publish(self) -> None:
+        pool = build_pool(
+            self._inventory, self.modes(self._inventory), self.caps, self.settings.driver_name, self.settings.node_name
+        )
+        for note in pool.notes:
+            log.warning("slices: %s", note)
+        result = self.publisher.publish_with_retry(pool)
+        if result.writes:
+            log.info("published %d slice write(s), generation %d", result.writes, result.generation)
+
+    def _rescan_loop(self) -> None:
+        while not self.stopping.wait(self.settings.rescan_seconds):
+            try:
+                inv = discover(self.nvml)
+                with self._health_changed:
+                    changed = inv != self._inventory
+                    self._inventory = inv
+                    if changed:
+                        self._health_changed.notify_all()
+                self.publish()
+            except Exception:
+                log.exception("re-scan failed; retrying in %.0fs", self.settings.rescan_seconds)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.server.stop()
+        self.nvml.close()
+
+
+def _serve_health(plugin: Plugin, port: int) -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = {"/healthz": not plugin.stopping.is_set(), "/readyz": plugin.ready.is_set()}.get(self.path)
+            self.send_response(404 if ok is None else 200 if ok else 503)
+            self.end_headers()
+            self.wfile.write(b"ok\n" if ok else b"not ok\n")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, name="health-http", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = parse(argv)
+    logs.configure(settings.log_json, settings.node_name)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    plugin = Plugin(settings)
+    if settings.health_port:
+        _serve_health(plugin, settings.health_port)
+    plugin.start()
+    log.info("plugin ready on node %s", settings.node_name)
+    stop.wait()
+    log.info("SIGTERM: shutting down")
+    plugin.stop()

@@ -1,0 +1,100 @@
+"""Start-up repair: make checkpoint, hardware and CDI directory agree again after any crash or reboot.
+
+1. After a reboot (boot ID changed) the hardware side of every claim is gone: completed claims are
+   prepared again (new MIG partitions at the same placements, a new CDI spec), interrupted ones dropped.
+2. Claims still ``PrepareStarted`` were interrupted: undo what they recorded, drop them (the kubelet
+   retries the prepare).
+3. MIG partitions on GPUs the driver partitions dynamically that no completed claim owns are destroyed.
+4. CDI specs of our kind that belong to no completed claim, and stale temporary files, are removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from dra_driver import cdi
+from dra_driver.nvml import mig
+from kubelet_plugin.checkpoint import MigPartition
+from kubelet_plugin.driver import GpuDriver
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    reprepared: int = 0
+    rolled_back: int = 0
+    partitions_destroyed: int = 0
+    specs_removed: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"re-prepared {self.reprepared} claim(s) after reboot, rolled back {self.rolled_back} interrupted "
+            f"prepare(s), destroyed {self.partitions_destroyed} unowned MIG partition(s), removed "
+            f"{self.specs_removed} orphan CDI spec(s)"
+        )
+
+
+def _reprepare_after_reboot(driver: GpuDriver) -> int:
+    count = 0
+    for uid, record in list(driver.checkpoint.claims().items()):
+        if record.state != "PrepareCompleted":
+            continue
+        devices = tuple(
+            dataclasses.replace(
+                d,
+                hardware=dataclasses.replace(d.hardware, gpu_instance_id=None, compute_instance_id=None, mig_uuid=None),
+            )
+            if isinstance(d.hardware, MigPartition)
+            else d
+            for d in record.devices
+        )
+        driver.checkpoint.remove(uid)
+        driver.checkpoint.start(record.claim, devices)
+        done = [driver.hardware.apply(d) for d in devices]
+        driver.write_cdi(record.claim, driver.inventory(), tuple(done))
+        count += 1
+    return count
+
+
+def repair(driver: GpuDriver, dynamic_mig_gpus: Iterable[int]) -> RepairReport:
+    ckpt = driver.checkpoint
+    reprepared = 0
+    if ckpt.boot_changed:
+        for uid, record in list(ckpt.claims().items()):
+            if record.state != "PrepareCompleted":
+                ckpt.remove(uid)
+        reprepared = _reprepare_after_reboot(driver)
+        ckpt.acknowledge_boot()
+    rolled_back = 0
+    for record in list(ckpt.claims().values()):
+        if record.state == "PrepareStarted":
+            driver.roll_back(record, record.devices)
+            rolled_back += 1
+    owned = {
+        (d.hardware.gpu_index, d.hardware.gpu_instance_id)
+        for r in ckpt.claims().values()
+        for d in r.devices
+        if isinstance(d.hardware, MigPartition)
+    }
+    destroyed = 0
+    for gpu in dynamic_mig_gpus:
+        for gi_id, profile, start in mig.gpu_instances(driver.hardware.nvml, gpu):
+            if (gpu, gi_id) not in owned:
+                log.warning("destroying MIG partition %s at %d on GPU %d: no claim owns it", profile, start, gpu)
+                mig.destroy_partition(driver.hardware.nvml, gpu, gi_id)
+                destroyed += 1
+    completed = {uid for uid, r in ckpt.claims().items() if r.state == "PrepareCompleted"}
+    removed = 0
+    for uid, path in cdi.list_specs(driver.cdi_dir, driver.kind).items():
+        if uid not in completed:
+            log.warning("removing orphan CDI spec %s", path.name)
+            path.unlink(missing_ok=True)
+            removed += 1
+    cdi.remove_stale_temp_files(driver.cdi_dir, driver.kind)
+    report = RepairReport(reprepared, rolled_back, destroyed, removed)
+    log.info("start-up repair: %s", report)
+    return report
