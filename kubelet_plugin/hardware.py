@@ -73,9 +73,9 @@ class HardwareOps:
         hw = record.hardware
         if isinstance(hw, MigPartition) and hw.gpu_instance_id is not None and hw.created:
             mig.destroy_partition(self.nvml, hw.gpu_index, hw.gpu_instance_id)
-        if isinstance(hw, TimeSliceReplica) and not any(isinstance(r.hardware, TimeSliceReplica) for r in others):
-            if self.time_slicer.interval(hw.gpu_uuid) != "Default":
-                self.time_slicer.set_interval(hw.gpu_uuid, "Default")
+        last_slicer = not any(isinstance(r.hardware, TimeSliceReplica) for r in others)
+        if isinstance(hw, TimeSliceReplica) and last_slicer and self.time_slicer.interval(hw.gpu_uuid) != "Default":
+            self.time_slicer.set_interval(hw.gpu_uuid, "Default")
         if record.mps is not None:
             shutil.rmtree(record.mps.pipe_directory, ignore_errors=True)
             if not isinstance(hw, MigPartition) and not any(r.mps for r in others):
