@@ -10,18 +10,23 @@ from dra_driver.k8s import Kube, Obj
 R = "/apis/resource.k8s.io/v1"
 
 
-def template(kube: Kube, ns: str, device_class: str, selectors: list[str] | None = None, count: int = 1) -> str:
+def template(
+    kube: Kube,
+    ns: str,
+    device_class: str,
+    selectors: list[str] | None = None,
+    count: int = 1,
+    config: list[Obj] | None = None,
+) -> str:
     name = f"t-{uuid.uuid4().hex[:6]}"
     exactly: dict[str, Any] = {"deviceClassName": device_class, "count": count}
     if selectors:
         exactly["selectors"] = [{"cel": {"expression": e}} for e in selectors]
-    kube.create(
-        f"{R}/namespaces/{ns}/resourceclaimtemplates",
-        {
-            "metadata": {"name": name},
-            "spec": {"spec": {"devices": {"requests": [{"name": "gpu", "exactly": exactly}]}}},
-        },
-    )
+    devices: dict[str, Any] = {"requests": [{"name": "gpu", "exactly": exactly}]}
+    if config:
+        devices["config"] = config
+    body = {"metadata": {"name": name}, "spec": {"spec": {"devices": devices}}}
+    kube.create(f"{R}/namespaces/{ns}/resourceclaimtemplates", body)
     return name
 
 

@@ -19,7 +19,7 @@ import api.errors
 from api.kubelet import ClaimRef, PreparedDevice, PrepareResult
 from dra_driver import cdi, errors
 from dra_driver.inventory import Inventory
-from dra_driver.k8s import APPLY_PATCH, ApiError, Kube
+from dra_driver.k8s import ApiError, Kube
 from kubelet_plugin.cdi_specs import claim_kind, claim_spec, device_uuid
 from kubelet_plugin.checkpoint import Checkpoint, ClaimRecord, DeviceRecord
 from kubelet_plugin.hardware import HardwareOps
@@ -162,25 +162,29 @@ class GpuDriver:
         devices: tuple[DeviceRecord, ...],
         clog: logging.LoggerAdapter[logging.Logger],
     ) -> None:
-        """Publish the device UUIDs in ``status.devices`` (server-side apply, our own field manager)."""
+        """Publish the device UUIDs in ``status.devices`` (read-modify-write; other drivers' entries kept)."""
         if not devices:
             return
-        body = {
-            "apiVersion": "resource.k8s.io/v1",
-            "kind": "ResourceClaim",
-            "metadata": {"name": ref.name, "namespace": ref.namespace, "uid": ref.uid},
-            "status": {
-                "devices": [
-                    {"driver": self.driver, "pool": d.pool, "device": d.device, "data": {"uuid": device_uuid(d)}}
-                    for d in devices
-                ]
-            },
-        }
-        path = f"/apis/resource.k8s.io/v1/namespaces/{ref.namespace}/resourceclaims/{ref.name}/status"
-        try:
-            self.kube.patch(path, body, content_type=APPLY_PATCH, fieldManager=self.driver, force="true")
-        except ApiError as exc:
-            clog.warning("could not record device status on the claim (the server may not allow it): %s", exc)
+        ours = [
+            {"driver": self.driver, "pool": d.pool, "device": d.device, "data": {"uuid": device_uuid(d)}}
+            for d in devices
+        ]
+        path = f"/apis/resource.k8s.io/v1/namespaces/{ref.namespace}/resourceclaims/{ref.name}"
+        for _ in range(5):
+            try:
+                current = self.kube.get(path)
+                if current is None or current["metadata"]["uid"] != ref.uid:
+                    return
+                status = current.setdefault("status", {})
+                keep = [d for d in status.get("devices") or [] if d.get("driver") != self.driver]
+                status["devices"] = keep + ours
+                self.kube.replace(f"{path}/status", current)
+                return
+            except ApiError as exc:
+                if not exc.conflict:
+                    clog.warning("could not record device status on the claim (the server may not allow it): %s", exc)
+                    return
+        clog.warning("could not record device status on the claim: it kept changing")
 
     # --- unprepare -----------------------------------------------------------------------------
 

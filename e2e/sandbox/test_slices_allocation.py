@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from api.partitioning import GpuMode, Mig, Shared, TimeSlice, Whole
-from dra_driver.slices.publisher import SlicePublisher
 from dra_driver.capabilities import Capabilities
 from dra_driver.capability_probe import probe
 from dra_driver.classes import class_name
@@ -16,6 +15,7 @@ from dra_driver.inventory import Inventory
 from dra_driver.k8s import Kube
 from dra_driver.nvml_sim.hardware import MACHINE_PROFILES
 from dra_driver.slices.builder import build_pool
+from dra_driver.slices.publisher import SlicePublisher
 from dra_driver.slices.render import render
 from e2e import claims
 from e2e.conftest import SimNode

@@ -1,0 +1,122 @@
+"""A simulated GPU node running the real kubelet plugin as a separate process (so tests can SIGKILL it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from api.partitioning import API_VERSION, KIND, GpuMode
+from dra_driver.k8s import Kube
+from dra_driver.nvml_sim.control import SimulatedMachine
+from e2e.wait import until
+
+DRIVER = "gpu.dra-driver.dev"
+
+
+@dataclass
+class PluginNode:
+    name: str
+    root: Path
+    kubeconfig: Path
+    machine: SimulatedMachine
+    mode: GpuMode
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    logs: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, name: str, kubeconfig: Path, profile: str, mode: GpuMode, root: Path | None = None) -> PluginNode:
+        root = root or Path(tempfile.mkdtemp(prefix="dra-pn-", dir="/tmp"))
+        machine = SimulatedMachine.create(root / "machine.json", profile, name)
+        (root / "partitioning.yaml").write_text(
+            yaml.safe_dump({"apiVersion": API_VERSION, "kind": KIND, "defaultMode": str(mode)})
+        )
+        return cls(name, root, kubeconfig, machine, mode)
+
+    @property
+    def cdi_dir(self) -> Path:
+        return self.root / "cdi"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "state" / "checkpoint.json"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.root / "plugins_registry"
+
+    @property
+    def plugins_dir(self) -> Path:
+        return self.root / "plugins"
+
+    def dra_socket(self) -> Path:
+        assert self.process is not None
+        return self.plugins_dir / DRIVER / f"dra-{self.process.pid}.sock"
+
+    def start(self, kube: Kube, wait_slices: bool = True) -> None:
+        log = self.root / f"plugin-{self.starts}.log"
+        self.logs.append(log)
+        self.starts += 1
+        argv = [
+            sys.executable,
+            "-m",
+            "kubelet_plugin",
+            "--node-name",
+            self.name,
+            "--driver-name",
+            DRIVER,
+            "--state-dir",
+            str(self.root / "state"),
+            "--cdi-dir",
+            str(self.cdi_dir),
+            "--plugins-dir",
+            str(self.plugins_dir),
+            "--registry-dir",
+            str(self.registry_dir),
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--rescan-seconds",
+            "5",
+            "--partitioning-config",
+            str(self.root / "partitioning.yaml"),
+        ]
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                argv, env={**os.environ, **self.machine.environ()}, stdout=out, stderr=subprocess.STDOUT
+            )
+        if wait_slices:
+            selector = f"spec.nodeName={self.name},spec.driver={DRIVER}"
+            until(
+                lambda: self.alive() and kube.list("/apis/resource.k8s.io/v1/resourceslices", fieldSelector=selector),
+                f"plugin of {self.name} publishing slices (log {log})",
+                timeout=60,
+            )
+        until(lambda: self.dra_socket().exists() or not self.alive(), "DRA socket", timeout=60)
+        if not self.alive():
+            raise AssertionError(f"plugin exited: {log.read_text()[-3000:]}")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process is not None and self.alive():
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())

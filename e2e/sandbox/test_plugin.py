@@ -1,0 +1,249 @@
+"""The kubelet plugin end to end: real scheduler, simulated kubelet, simulated NVML, the plugin process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from api.partitioning import GpuMode, Mig, TimeSlice, Whole
+from dra_driver.classes import class_name
+from dra_driver.k8s import Kube
+from dra_driver.sandbox.pytest_fixtures import Sandbox
+from e2e import claims
+from e2e.conftest import SimNode
+from e2e.plugin_node import DRIVER, PluginNode
+from e2e.wait import until
+from tests.cdi.schema_check import schema_errors
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed")]
+R = "/apis/resource.k8s.io/v1"
+
+
+@pytest.fixture
+def gpu_node(sandbox: Sandbox, kube: Kube, sim_node: Callable[..., SimNode]) -> Iterator[Callable[..., PluginNode]]:
+    started: list[PluginNode] = []
+
+    def make(profile: str, mode: GpuMode) -> PluginNode:
+        node = sim_node("gpu")
+        plugin = PluginNode.create(node.name, sandbox.kubeconfig, profile, mode, root=node.root)
+        plugin.start(kube)
+        started.append(plugin)
+        return plugin
+
+    yield make
+    for p in started:
+        p.stop()
+        for s in kube.list(f"{R}/resourceslices", fieldSelector=f"spec.nodeName={p.name}"):
+            kube.delete(f"{R}/resourceslices/{s['metadata']['name']}")
+
+
+def _running(kube: Kube, ns: str, pods: list[str], node: PluginNode) -> None:
+    until(
+        lambda: all(
+            (kube.get(f"/api/v1/namespaces/{ns}/pods/{p}") or {}).get("status", {}).get("phase") == "Running"
+            for p in pods
+        ),
+        f"{pods} Running (plugin log: {node.logs[-1]})",
+        timeout=90,
+    )
+
+
+def _delete_all(kube: Kube, ns: str, pods: list[str]) -> None:
+    for p in pods:
+        kube.delete(f"/api/v1/namespaces/{ns}/pods/{p}")
+    until(lambda: all(kube.get(f"/api/v1/namespaces/{ns}/pods/{p}") is None for p in pods), "pods gone", timeout=90)
+
+
+def _spec_of(node: PluginNode, claim: dict[str, Any]) -> dict[str, Any]:
+    (path,) = [p for p in node.cdi_dir.glob("*.json") if claim["metadata"]["uid"] in p.name]
+    spec: dict[str, Any] = json.loads(path.read_text())
+    return spec
+
+
+def _minimal_version(spec: dict[str, Any]) -> str:
+    """CDI's rules for what our specs can contain: a device name starting with a digit (claim UIDs) needs
+    0.5.0, a mount with a type 0.4.0, anything else 0.3.0."""
+    if any(d["name"][0].isdigit() for d in spec["devices"]):
+        return "0.5.0"
+    if any("type" in m for d in spec["devices"] for m in d["containerEdits"].get("mounts", [])):
+        return "0.4.0"
+    return "0.3.0"
+
+
+def _check_spec(spec: dict[str, Any], uuids: list[str]) -> None:
+    assert schema_errors(spec) == []
+    assert spec["cdiVersion"] == _minimal_version(spec)
+    env = spec["containerEdits"]["env"]
+    assert f"NVIDIA_VISIBLE_DEVICES={','.join(uuids)}" in env and f"CUDA_VISIBLE_DEVICES={','.join(uuids)}" in env
+
+
+def _status_uuids(claim: dict[str, Any]) -> list[str]:
+    return [d["data"]["uuid"] for d in claim["status"].get("devices") or []]
+
+
+def test_whole_gpu_claims_run_with_their_gpu_uuid(
+    gpu_node: Callable[..., PluginNode], kube: Kube, namespace: str
+) -> None:
+    node = gpu_node("l4", Whole())
+    pods = [
+        claims.pod(kube, namespace, node.name, claims.template(kube, namespace, class_name("gpu"))) for _ in range(2)
+    ]
+    _running(kube, namespace, pods, node)
+    gpu_uuids = {g["uuid"] for g in node.machine.state()["gpus"]}
+    for p in pods:
+        claim = claims.claim_of(kube, namespace, p)
+        assert claim is not None
+        (uuid,) = _status_uuids(claim)
+        assert uuid in gpu_uuids
+        _check_spec(_spec_of(node, claim), [uuid])
+    _delete_all(kube, namespace, pods)
+    assert list(node.cdi_dir.glob("*.json")) == []
+
+
+def test_three_mig_profiles_on_one_gpu_are_created_and_destroyed(
+    gpu_node: Callable[..., PluginNode], kube: Kube, namespace: str
+) -> None:
+    node = gpu_node("single-a100", Mig())
+    pods = [
+        claims.pod(kube, namespace, node.name, claims.template(kube, namespace, class_name(c)))
+        for c in ("mig-1g-5gb", "mig-2g-10gb", "mig-3g-20gb")
+    ]
+    _running(kube, namespace, pods, node)
+    state = node.machine.state()["gpus"][0]
+    mig_uuids = {ci["uuid"] for gi in state["gpuInstances"] for ci in gi["computeInstances"]}
+    assert len(state["gpuInstances"]) == 3 and len(mig_uuids) == 3
+    for p in pods:
+        claim = claims.claim_of(kube, namespace, p)
+        assert claim is not None
+        (uuid,) = _status_uuids(claim)
+        assert uuid in mig_uuids
+        spec = _spec_of(node, claim)
+        _check_spec(spec, [uuid])
+        nodes = [n["path"] for n in spec["devices"][0]["containerEdits"]["deviceNodes"]]
+        assert nodes[0] == "/dev/nvidia0" and sum(n.startswith("/dev/nvidia-caps/nvidia-cap") for n in nodes) == 2
+    _delete_all(kube, namespace, pods)
+    assert node.machine.mig_partitions() == []
+    assert list(node.cdi_dir.glob("*.json")) == []
+
+
+def test_time_slice_replicas_share_the_interval_and_reset_it(
+    gpu_node: Callable[..., PluginNode], kube: Kube, namespace: str
+) -> None:
+    node = gpu_node("single-a100", TimeSlice(4))
+    config = {
+        "opaque": {
+            "driver": DRIVER,
+            "parameters": {
+                "apiVersion": "gpu.dra-driver.dev/v1alpha1",
+                "kind": "GpuConfig",
+                "sharing": {"strategy": "TimeSlicing", "timeSlicingConfig": {"interval": "Long"}},
+            },
+        }
+    }
+    t = claims.template(kube, namespace, class_name("timeslice"), config=[config])
+    pods = [claims.pod(kube, namespace, node.name, t) for _ in range(2)]
+    _running(kube, namespace, pods, node)
+    slices = json.loads((node.root / "state" / "timeslice.json").read_text())
+    assert list(slices.values()) == ["Long"]
+    _delete_all(kube, namespace, pods)
+    assert json.loads((node.root / "state" / "timeslice.json").read_text()) == {}
+
+
+def test_mig_device_with_mps_config_gets_mps_limits(
+    gpu_node: Callable[..., PluginNode], kube: Kube, namespace: str
+) -> None:
+    node = gpu_node("dgx-h100", Mig())
+    name = "mps-claim"
+    kube.create(
+        f"{R}/namespaces/{namespace}/resourceclaims",
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "devices": {
+                    "requests": [{"name": "gpu", "exactly": {"deviceClassName": class_name("mig-3g-40gb")}}],
+                    "config": [
+                        {
+                            "requests": ["gpu"],
+                            "opaque": {
+                                "driver": DRIVER,
+                                "parameters": {
+                                    "apiVersion": "gpu.dra-driver.dev/v1alpha1",
+                                    "kind": "MigDeviceConfig",
+                                    "sharing": {
+                                        "strategy": "MPS",
+                                        "mpsConfig": {
+                                            "defaultActiveThreadPercentage": 50,
+                                            "defaultPinnedDeviceMemoryLimit": "10Gi",
+                                        },
+                                    },
+                                },
+                            },
+                        }
+                    ],
+                }
+            },
+        },
+    )
+    kube.create(
+        f"/api/v1/namespaces/{namespace}/pods",
+        {
+            "metadata": {"name": "mps"},
+            "spec": {
+                "nodeSelector": {"kubernetes.io/hostname": node.name},
+                "containers": [
+                    {"name": "c", "image": "registry.k8s.io/pause:3.10", "resources": {"claims": [{"name": "gpu"}]}}
+                ],
+                "resourceClaims": [{"name": "gpu", "resourceClaimName": name}],
+            },
+        },
+    )
+    _running(kube, namespace, ["mps"], node)
+    claim = kube.get(f"{R}/namespaces/{namespace}/resourceclaims/{name}")
+    assert claim is not None and len(_status_uuids(claim)) == 1, node.log_text()[-4000:]
+    (uuid,) = _status_uuids(claim)
+    spec = _spec_of(node, claim)
+    env = spec["devices"][0]["containerEdits"]["env"]
+    assert "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=50" in env
+    assert f"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT={uuid}=10240M" in env
+    assert schema_errors(spec) == []
+    _delete_all(kube, namespace, ["mps"])
+    assert node.machine.mig_partitions() == [] and list(node.cdi_dir.glob("*.json")) == []
+
+
+def test_malformed_opaque_config_fails_prepare_naming_the_field_and_leaves_nothing(
+    gpu_node: Callable[..., PluginNode], kube: Kube, namespace: str
+) -> None:
+    node = gpu_node("single-a100", Mig())
+    bad = {
+        "opaque": {
+            "driver": DRIVER,
+            "parameters": {
+                "apiVersion": "gpu.dra-driver.dev/v1alpha1",
+                "kind": "MigDeviceConfig",
+                "sharing": {"strategy": "MPS", "mpsConfig": {"defaultActiveThreadPercentag": 5}},
+            },
+        }
+    }
+    t = claims.template(kube, namespace, class_name("mig-1g-5gb"), config=[bad])
+    p = claims.pod(kube, namespace, node.name, t)
+    event = until(
+        lambda: next(
+            (
+                e
+                for e in kube.list(f"/api/v1/namespaces/{namespace}/events")
+                if e["reason"] == "FailedPrepareDynamicResources"
+            ),
+            None,
+        ),
+        "prepare failure event",
+    )
+    assert "sharing.mpsConfig.defaultActiveThreadPercentag" in event["message"]
+    assert "unknown field" in event["message"]
+    assert node.machine.mig_partitions() == []
+    assert list(node.cdi_dir.glob("*.json")) == []
+    assert not node.checkpoint.exists() or json.loads(node.checkpoint.read_text())["claims"] == {}
+    pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{p}")
+    assert pod is not None and pod["status"]["phase"] == "Pending"
