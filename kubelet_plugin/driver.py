@@ -193,4 +193,10 @@ class GpuDriver:
         if record is None:
             return  # unknown or already unprepared: success
         with self.locks.hold({d.hardware.gpu_index for d in record.devices}):
-            self.roll_back(record, record.devices)
+            # Forget the claim first: from here on whatever is left of it is unowned, and start-up repair
+            # reclaims unowned partitions and specs if this process dies before finishing.
+            self.checkpoint.remove(uid)
+            remaining = [d for r in self.checkpoint.claims().values() for d in r.devices]
+            for device in reversed(record.devices):
+                self.hardware.undo(device, remaining)
+            cdi.remove_spec(self.cdi_dir, cdi.spec_file_name(self.kind, uid))

@@ -6,6 +6,10 @@
    retries the prepare).
 3. MIG partitions on GPUs the driver partitions dynamically that no completed claim owns are destroyed.
 4. CDI specs of our kind that belong to no completed claim, and stale temporary files, are removed.
+5. Time-slice intervals of GPUs no claim time-slices go back to the default.
+
+Unprepare forgets a claim (checkpoint) before undoing it, so an unprepare cut short leaves only
+unowned things behind, which steps 3-5 reclaim.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 
 from dra_driver import cdi
 from dra_driver.nvml import mig
-from kubelet_plugin.checkpoint import MigPartition
+from kubelet_plugin.checkpoint import MigPartition, TimeSliceReplica
 from kubelet_plugin.driver import GpuDriver
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,20 @@ def _reprepare_after_reboot(driver: GpuDriver) -> int:
     return count
 
 
+def _reset_unused_intervals(driver: GpuDriver) -> None:
+    """A GPU whose last time-sliced claim went away mid-unprepare goes back to the default interval."""
+    in_use = {
+        d.hardware.gpu_uuid
+        for r in driver.checkpoint.claims().values()
+        for d in r.devices
+        if isinstance(d.hardware, TimeSliceReplica)
+    }
+    for gpu in driver.inventory().gpus:
+        if gpu.uuid not in in_use and driver.hardware.time_slicer.interval(gpu.uuid) not in ("Default", "unknown"):
+            log.warning("resetting the time-slice interval of GPU %d: no claim uses it", gpu.index)
+            driver.hardware.time_slicer.set_interval(gpu.uuid, "Default")
+
+
 def repair(driver: GpuDriver, dynamic_mig_gpus: Iterable[int]) -> RepairReport:
     ckpt = driver.checkpoint
     reprepared = 0
@@ -95,6 +113,7 @@ def repair(driver: GpuDriver, dynamic_mig_gpus: Iterable[int]) -> RepairReport:
             path.unlink(missing_ok=True)
             removed += 1
     cdi.remove_stale_temp_files(driver.cdi_dir, driver.kind)
+    _reset_unused_intervals(driver)
     report = RepairReport(reprepared, rolled_back, destroyed, removed)
     log.info("start-up repair: %s", report)
     return report
