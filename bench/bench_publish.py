@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from api.partitioning import Mig, Whole
-from dra_driver.slices.publisher import SlicePublisher
 from dra_driver.capability_probe import probe
 from dra_driver.k8s import Kube
 from dra_driver.nvml.discovery import discover
@@ -25,6 +24,7 @@ from dra_driver.nvml_sim.control import SimulatedMachine
 from dra_driver.sandbox.binaries import find_or_build
 from dra_driver.sandbox.controlplane import ControlPlane
 from dra_driver.slices.builder import build_pool
+from dra_driver.slices.publisher import SlicePublisher
 from dra_driver.slices.render import render
 
 DRIVER = "gpu.dra-driver.dev"
@@ -51,13 +51,17 @@ def main() -> None:
                 start = time.perf_counter()
                 result = publisher.publish(pool)
                 took = time.perf_counter() - start
-                print(f"dgx-h100 mig, {label:22}: {result.writes} writes, {len(pool.devices())} devices in "
-                      f"{len(pool.slices)} slices, {took * 1e3:7.1f} ms")
+                print(
+                    f"dgx-h100 mig, {label:22}: {result.writes} writes, {len(pool.devices())} devices in "
+                    f"{len(pool.slices)} slices, {took * 1e3:7.1f} ms"
+                )
 
             whole = {g.index: Whole() for g in inv.gpus}
             pools = [build_pool(inv, whole, caps, DRIVER, f"node-{i:04d}") for i in range(args.nodes)]
-            objects = [render(build_pool(inv, whole, caps, DRIVER, f"base-{i:04d}"), 1, caps.api_version)[0]
-                       for i in range(args.nodes)]
+            objects = [
+                render(build_pool(inv, whole, caps, DRIVER, f"base-{i:04d}"), 1, caps.api_version)[0]
+                for i in range(args.nodes)
+            ]
             base = f"/apis/resource.k8s.io/{caps.api_version}/resourceslices"
             start = time.perf_counter()
             for obj in objects:
@@ -73,8 +77,10 @@ def main() -> None:
                 with ThreadPoolExecutor(args.threads) as ex:
                     writes = sum(ex.map(publish, pools))
                 took = time.perf_counter() - start
-                print(f"{args.nodes} nodes {label:9} ({args.threads} threads): {writes:5d} writes in {took:6.2f} s "
-                      f"({args.nodes / took:6.0f} nodes/s, {took / baseline:4.2f}x baseline)")
+                print(
+                    f"{args.nodes} nodes {label:9} ({args.threads} threads): {writes:5d} writes in {took:6.2f} s "
+                    f"({args.nodes / took:6.0f} nodes/s, {took / baseline:4.2f}x baseline)"
+                )
 
 
 if __name__ == "__main__":

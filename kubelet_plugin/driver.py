@@ -13,7 +13,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import api.errors
 from api.kubelet import ClaimRef, PreparedDevice, PrepareResult
@@ -68,6 +67,7 @@ class GpuDriver:
         self.locks = GpuLocks()
         self.kind = claim_kind(driver)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="claim")
+        self._status_writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="claim-status")
 
     # --- the gRPC-facing API -------------------------------------------------------------------
 
@@ -128,7 +128,7 @@ class GpuDriver:
             except BaseException:
                 self.roll_back(self.checkpoint.get(ref.uid), done)
                 raise
-        self._report_status(ref, claim, completed, clog)
+        self._status_writer.submit(self._report_status, ref, completed, clog)  # best effort, off the kubelet's path
         return tuple(d.to_kubelet() for d in completed)
 
     def write_cdi(self, ref: ClaimRef, inv: Inventory, done: tuple[DeviceRecord, ...]) -> tuple[DeviceRecord, ...]:
@@ -158,7 +158,6 @@ class GpuDriver:
     def _report_status(
         self,
         ref: ClaimRef,
-        claim: dict[str, Any],
         devices: tuple[DeviceRecord, ...],
         clog: logging.LoggerAdapter[logging.Logger],
     ) -> None:

@@ -84,6 +84,16 @@ def _status_uuids(claim: dict[str, Any]) -> list[str]:
     return [d["data"]["uuid"] for d in claim["status"].get("devices") or []]
 
 
+def _claim_with_status(kube: Kube, ns: str, pod: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """The pod's (or named) claim once the plugin has written its device status (written off the prepare path)."""
+
+    def get() -> dict[str, Any] | None:
+        claim = claims.claim_of(kube, ns, pod) if pod else kube.get(f"{R}/namespaces/{ns}/resourceclaims/{name}")
+        return claim if claim and _status_uuids(claim) else None
+
+    return until(get, "status.devices on the claim", timeout=30)
+
+
 def test_whole_gpu_claims_run_with_their_gpu_uuid(
     gpu_node: Callable[..., PluginNode], kube: Kube, namespace: str
 ) -> None:
@@ -94,8 +104,7 @@ def test_whole_gpu_claims_run_with_their_gpu_uuid(
     _running(kube, namespace, pods, node)
     gpu_uuids = {g["uuid"] for g in node.machine.state()["gpus"]}
     for p in pods:
-        claim = claims.claim_of(kube, namespace, p)
-        assert claim is not None
+        claim = _claim_with_status(kube, namespace, p)
         (uuid,) = _status_uuids(claim)
         assert uuid in gpu_uuids
         _check_spec(_spec_of(node, claim), [uuid])
@@ -116,8 +125,7 @@ def test_three_mig_profiles_on_one_gpu_are_created_and_destroyed(
     mig_uuids = {ci["uuid"] for gi in state["gpuInstances"] for ci in gi["computeInstances"]}
     assert len(state["gpuInstances"]) == 3 and len(mig_uuids) == 3
     for p in pods:
-        claim = claims.claim_of(kube, namespace, p)
-        assert claim is not None
+        claim = _claim_with_status(kube, namespace, p)
         (uuid,) = _status_uuids(claim)
         assert uuid in mig_uuids
         spec = _spec_of(node, claim)
@@ -201,8 +209,7 @@ def test_mig_device_with_mps_config_gets_mps_limits(
         },
     )
     _running(kube, namespace, ["mps"], node)
-    claim = kube.get(f"{R}/namespaces/{namespace}/resourceclaims/{name}")
-    assert claim is not None and len(_status_uuids(claim)) == 1, node.log_text()[-4000:]
+    claim = _claim_with_status(kube, namespace, name=name)
     (uuid,) = _status_uuids(claim)
     spec = _spec_of(node, claim)
     env = spec["devices"][0]["containerEdits"]["env"]
