@@ -24,7 +24,9 @@ setup() {
 
 demo() {
     setup
-    "$VENV/bin/dra-gpu" inventory --simulate dgx-a100
+    echo "==> control-plane binaries (built once into ~/.cache/dra-driver; minutes the first time)"
+    "$PY" -m dra_driver.sandbox.binaries
+    "$VENV/bin/dra-gpu" demo "$@"
 }
 
 test_all() {
@@ -32,6 +34,8 @@ test_all() {
     echo "==> ruff";        "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
     echo "==> mypy";        "$VENV/bin/mypy"
     echo "==> import layers"; "$VENV/bin/lint-imports"
+    echo "==> control-plane binaries for the sandbox tests (built once into ~/.cache/dra-driver)"
+    "$PY" -m dra_driver.sandbox.binaries
     echo "==> pytest"
     local rc=0
     "$PY" -m pytest "$@" || rc=$?

@@ -9,6 +9,7 @@ import yaml
 
 from api.partitioning import API_VERSION, KIND, parse_mode
 from dra_driver.nvml_sim.hardware import MACHINE_PROFILES
+from dra_driver.demo import run as run_demo
 from dra_driver.sandbox import commands
 from dra_driver.sandbox.agents import partitioning_file
 from dra_driver.sandbox.layout import Layout, default_workdir
@@ -30,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ops.add_parser(op)
     p.add_argument("--workdir", type=Path, default=None, help="sandbox directory (env DRA_SANDBOX_DIR)")
     p.set_defaults(func=run)
+    demo = sub.add_parser("demo", help="the main job: sandbox + simulated DGX A100 + example claims, end to end")
+    demo.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
+    demo.add_argument("--workdir", type=Path, default=None, help="sandbox directory (env DRA_SANDBOX_DIR)")
+    demo.set_defaults(func=lambda a: run_demo(a.keep, a.workdir))
 
 
 def run(args: argparse.Namespace) -> int:

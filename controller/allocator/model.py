@@ -1,0 +1,217 @@
+"""What the allocator works on: ResourceSlices, DeviceClasses, claims and a node, as frozen values.
+
+Built from resource.k8s.io/v1 JSON by ``parse``; nothing here talks to an API server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dra_driver.cel import DeviceView, Quantity
+
+MAX_RESULTS_PER_CLAIM = 32  # resourceapi.AllocationResultsMaxSize
+EXACT_COUNT = "ExactCount"
+ALL = "All"
+
+
+@dataclass(frozen=True, order=True)
+class DeviceId:
+    driver: str
+    pool: str
+    device: str
+
+    def __str__(self) -> str:
+        return f"{self.driver}/{self.pool}/{self.device}"
+
+
+@dataclass(frozen=True, order=True)
+class PoolId:
+    driver: str
+    pool: str
+
+    def __str__(self) -> str:
+        return f"{self.driver}/{self.pool}"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeSelection:
+    """Which nodes see a slice (or, with per-device selection, a device). At most one field is set."""
+
+    node_name: str | None = None
+    node_selector: Mapping[str, Any] | None = None  # a core/v1 NodeSelector
+    all_nodes: bool = False
+    per_device: bool = False  # slice level only: each device carries its own selection
+
+
+@dataclass(frozen=True)
+class CounterConsumption:
+    counter_set: str
+    counters: Mapping[str, Quantity]
+    compatibility_groups: tuple[str, ...] = ()  # DRADeviceCompatibilityGroups (alpha, off in 1.37)
+
+
+@dataclass(frozen=True)
+class CounterSet:
+    name: str
+    counters: Mapping[str, Quantity]
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
+
+
+@dataclass(frozen=True)
+class RequestPolicy:
+    default: Quantity | None = None
+    valid_values: tuple[Quantity, ...] = ()
+    range_min: Quantity | None = None
+    range_max: Quantity | None = None
+    range_step: Quantity | None = None
+    has_range: bool = False
+
+
+@dataclass(frozen=True)
+class Capacity:
+    value: Quantity
+    policy: RequestPolicy | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Device:
+    name: str
+    view: DeviceView  # what CEL selectors see
+    attributes: Mapping[str, Mapping[str, Any]]  # raw v1 attributes by (possibly unqualified) name
+    capacity: Mapping[str, Capacity] = field(default_factory=dict)
+    consumes_counters: tuple[CounterConsumption, ...] = ()
+    taints: tuple[Taint, ...] = ()
+    node: NodeSelection | None = None  # only with per-device node selection
+    allow_multiple_allocations: bool = False
+    binds_to_node: bool = False
+    binding_conditions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Slice:
+    name: str
+    driver: str
+    pool: str
+    generation: int
+    resource_slice_count: int
+    node: NodeSelection
+    devices: tuple[Device, ...] = ()
+    shared_counters: tuple[CounterSet, ...] = ()
+
+    @property
+    def pool_id(self) -> PoolId:
+        return PoolId(self.driver, self.pool)
+
+    @property
+    def uses_compatibility_groups(self) -> bool:
+        return any(c.compatibility_groups for d in self.devices for c in d.consumes_counters)
+
+
+@dataclass(frozen=True)
+class DeviceClass:
+    name: str
+    selectors: tuple[str | None, ...] = ()  # CEL expressions; None for a selector of an unknown kind
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str = ""
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """An ``exactly`` request or one ``firstAvailable`` alternative (subrequest)."""
+
+    name: str
+    device_class: str
+    selectors: tuple[str | None, ...] = ()
+    mode: str = EXACT_COUNT
+    count: int = 1
+    admin_access: bool = False  # always False for subrequests
+    tolerations: tuple[Toleration, ...] = ()
+    capacity: Mapping[str, Quantity] | None = None  # capacity.requests
+    derived_attributes: bool = False  # DRADerivedAttributes (alpha): the scheduler refuses such requests
+
+
+@dataclass(frozen=True)
+class Request:
+    name: str
+    exactly: DeviceRequest | None = None
+    first_available: tuple[DeviceRequest, ...] = ()
+
+
+@dataclass(frozen=True)
+class Constraint:
+    requests: tuple[str, ...] = ()
+    match_attribute: str | None = None
+    distinct_attribute: str | None = None
+
+    def describe(self, index: int) -> str:
+        kind, attribute = (
+            ("matchAttribute", self.match_attribute)
+            if self.match_attribute
+            else ("distinctAttribute", self.distinct_attribute)
+        )
+        scope = ", ".join(self.requests) if self.requests else "all requests"
+        return f"constraint #{index} ({kind} {attribute} on {scope})"
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    namespace: str = ""
+    uid: str = ""
+    requests: tuple[Request, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+@dataclass(frozen=True)
+class AllocatedState:
+    """Devices held by already-allocated claims, as kube-scheduler gathers them.
+
+    Admin-access results are not counted; results with a share ID (consumable capacity) are shared and
+    add their consumed capacity; all others hold the device exclusively.
+    """
+
+    devices: frozenset[DeviceId] = frozenset()
+    shared: frozenset[tuple[DeviceId, str]] = frozenset()
+    capacity: Mapping[DeviceId, Mapping[str, Quantity]] = field(default_factory=dict)
+    shared_devices: frozenset[DeviceId] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shared_devices", frozenset(d for d, _ in self.shared))
+
+    def is_allocated(self, device: DeviceId) -> bool:
+        """Holds the device in any way (``internal.IsDeviceAllocated``): counts for shared counters."""
+        return device in self.devices or device in self.shared_devices or device in self.capacity
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    slices: tuple[Slice, ...] = ()
+    classes: Mapping[str, DeviceClass] = field(default_factory=dict)
+    allocated: AllocatedState = field(default_factory=AllocatedState)
