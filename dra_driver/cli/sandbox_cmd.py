@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from api.partitioning import API_VERSION, KIND, parse_mode
-from dra_driver.nvml_sim.hardware import MACHINE_PROFILES
 from dra_driver.demo import run as run_demo
+from dra_driver.nvml_sim.hardware import MACHINE_PROFILES
 from dra_driver.sandbox import commands
 from dra_driver.sandbox.agents import partitioning_file
 from dra_driver.sandbox.layout import Layout, default_workdir
