@@ -7,9 +7,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from api.partitioning import GpuMode, Mig, TimeSlice, Whole
 from dra_driver.classes import class_name
+from dra_driver.demo import EXAMPLES, apply
 from dra_driver.k8s import Kube
 from dra_driver.sandbox.pytest_fixtures import Sandbox
 from e2e import claims
@@ -254,3 +256,23 @@ def test_malformed_opaque_config_fails_prepare_naming_the_field_and_leaves_nothi
     assert not node.checkpoint.exists() or json.loads(node.checkpoint.read_text())["claims"] == {}
     pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{p}")
     assert pod is not None and pod["status"]["phase"] == "Pending"
+
+
+def test_the_documented_example_runs_and_is_undone(
+    gpu_node: Callable[..., PluginNode], kube: Kube, namespace: str
+) -> None:
+    node = gpu_node("dgx-a100", Mig())
+    objects = [d for d in yaml.safe_load_all((EXAMPLES / "mig-and-whole-gpu.yaml").read_text()) if d]
+    apply(kube, objects, namespace)
+    pods = [o["metadata"]["name"] for o in objects if o["kind"] == "Pod"]
+    _running(kube, namespace, pods, node)
+    devices = {p: (claims.allocated_devices(kube, namespace, p) or [""])[0] for p in pods}
+    assert "-mig-1g-5gb-" in devices["inference"] and "-mig-3g-20gb-" in devices["notebook"]
+    whole_gpu = devices["training"]
+    assert whole_gpu.count("-") == 1  # gpu-<minor>: a whole GPU, on a GPU without the MIG devices
+    assert not devices["inference"].startswith(whole_gpu + "-") and not devices["notebook"].startswith(whole_gpu + "-")
+    partitions = node.machine.mig_partitions()
+    assert len(partitions) == 3  # 1g, 3g, and the whole MIG-mode GPU as one full-size partition
+    assert (int(whole_gpu.split("-")[1]), 0) in {(gpu, gi) for gpu, gi, _ in partitions}  # GI 0 = the 7g slot
+    _delete_all(kube, namespace, pods)
+    assert node.machine.mig_partitions() == [] and list(node.cdi_dir.glob("*.json")) == []
