@@ -47,15 +47,13 @@ def node_names(count: int) -> tuple[str, ...]:
     return tuple(f"sim-node-{i}" for i in range(count))
 
 
-def start_node_agents(
-    layout: Layout, status: Status, kubeconfig: Path, api: ApiClient
-) -> list[subprocess.Popen[bytes]]:
+def start_node_agents(layout: Layout, status: Status, kubeconfig: Path, api: ApiClient) -> list[ChildProcess]:
     """Per-node agents (see agents.py): a simulated kubelet per node, and the GPU plugin when a profile is set.
 
     Called in the supervisor's main thread after the nodes are registered and before the sandbox is reported
     ready; agents die with the supervisor and are stopped first (SIGTERM, then SIGKILL) when the sandbox stops.
     """
-    return [child.popen for child in agents.start(layout, status.nodes, status.profile, kubeconfig, api)]
+    return agents.start(layout, status.nodes, status.profile, kubeconfig, api)
 
 
 class Terminated(BaseException):
@@ -139,9 +137,10 @@ class Supervisor:
             self._nodes.append(register_node(api, name))
         self._progress(f"registered {len(self._nodes)} simulated node(s)")
         self._update(State.STARTING, message="starting node agents", nodes=node_names(self.cfg.nodes))
-        self._agents = start_node_agents(self.layout, self._status, cp.kubeconfig, api)
-        agents = tuple(_popen_info(f"agent-{i}", p, self.layout) for i, p in enumerate(self._agents))
-        self._update(State.READY, message="ready", ready_at=_now(), processes=self._status.processes + agents)
+        children = start_node_agents(self.layout, self._status, cp.kubeconfig, api)
+        self._agents = [c.popen for c in children]
+        agent_infos = tuple(_popen_info(c.spec.name, c.popen, self.layout) for c in children)
+        self._update(State.READY, message="ready", ready_at=_now(), processes=self._status.processes + agent_infos)
         self._progress(f"ready: export KUBECONFIG={cp.kubeconfig}")
 
     def _watch(self) -> None:

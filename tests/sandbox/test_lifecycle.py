@@ -69,6 +69,7 @@ def test_down_ends_every_process_and_a_second_down_is_harmless(
             "kube-apiserver",
             "kube-scheduler",
             "kube-controller-manager",
+            "kubelet-sim-node-0",
         ]
         assert sandbox_down(sb.workdir) == 0
         assert living(sb.status) == []
