@@ -60,7 +60,7 @@ class PluginNode:
         assert self.process is not None
         return self.plugins_dir / DRIVER / f"dra-{self.process.pid}.sock"
 
-    def start(self, kube: Kube, wait_slices: bool = True) -> None:
+    def start(self, kube: Kube, wait_slices: bool = True, extra: tuple[str, ...] = ()) -> None:
         log = self.root / f"plugin-{self.starts}.log"
         self.logs.append(log)
         self.starts += 1
@@ -86,6 +86,7 @@ class PluginNode:
             "5",
             "--partitioning-config",
             str(self.root / "partitioning.yaml"),
+            *extra,
         ]
         with open(log, "wb") as out:
             self.process = subprocess.Popen(

@@ -1,0 +1,111 @@
+"""The plugin as a daemon: health endpoints, health stream, SIGTERM, two plugin pods on one node."""
+
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from api.partitioning import Whole
+from dra_driver.k8s import Kube
+from dra_driver.sandbox.pytest_fixtures import Sandbox
+from e2e.conftest import SimNode
+from e2e.plugin_node import DRIVER, PluginNode
+from e2e.wait import until
+
+pytestmark = pytest.mark.sandbox
+R = "/apis/resource.k8s.io/v1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _http(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+            status: int = r.status
+            return status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
+
+
+@pytest.fixture
+def node(sandbox: Sandbox, kube: Kube, sim_node: Callable[..., SimNode]) -> Iterator[tuple[SimNode, PluginNode]]:
+    sim = sim_node("life")
+    plugin = PluginNode.create(sim.name, sandbox.kubeconfig, "dgx-a100", Whole(), root=sim.root)
+    yield sim, plugin
+    plugin.stop()
+    for s in kube.list(f"{R}/resourceslices", fieldSelector=f"spec.nodeName={sim.name}"):
+        kube.delete(f"{R}/resourceslices/{s['metadata']['name']}")
+
+
+def test_readiness_follows_the_first_publication_and_sigterm_removes_the_sockets(
+    node: tuple[SimNode, PluginNode], kube: Kube
+) -> None:
+    sim, plugin = node
+    port = _free_port()
+    plugin.start(kube, extra=("--health-port", str(port)))
+    until(lambda: _http(port, "/readyz") == 200, "readyz 200")
+    assert _http(port, "/healthz") == 200
+    until(lambda: sim.kubelet.watcher.plugin(DRIVER), "registration with the kubelet")
+    sockets = list(plugin.plugins_dir.rglob("*.sock")) + list(plugin.registry_dir.glob("*.sock"))
+    assert len(sockets) == 2
+    plugin.stop()
+    assert plugin.process is not None and plugin.process.returncode == 0
+    assert not any(s.exists() for s in sockets)
+    selector = f"spec.nodeName={sim.name},spec.driver={DRIVER}"
+    assert kube.list(f"{R}/resourceslices", fieldSelector=selector), "slices stay for the next plugin pod"
+
+
+def test_health_stream_reports_a_lost_gpu_to_the_kubelet(node: tuple[SimNode, PluginNode], kube: Kube) -> None:
+    sim, plugin = node
+    plugin.start(kube)
+    registered = until(lambda: sim.kubelet.watcher.plugin(DRIVER), "registration")
+    assert registered.health_supported
+    until(lambda: registered.health.get((sim.name, "gpu-3")) == "HEALTHY", "initial health")
+    plugin.machine.set_fault(3, "lost")
+    until(
+        lambda: registered.health.get((sim.name, "gpu-3")) == "UNHEALTHY", "gpu-3 unhealthy after re-scan", timeout=30
+    )
+    assert registered.health.get((sim.name, "gpu-2")) == "HEALTHY"
+    selector = f"spec.nodeName={sim.name},spec.driver={DRIVER}"
+    until(
+        lambda: (
+            "gpu-3"
+            not in {
+                d["name"]
+                for s in kube.list(f"{R}/resourceslices", fieldSelector=selector)
+                for d in s["spec"].get("devices", [])
+            }
+        ),
+        "lost GPU unpublished",
+        timeout=30,
+    )
+
+
+def test_two_plugin_pods_on_one_node_do_not_clash(node: tuple[SimNode, PluginNode], kube: Kube) -> None:
+    sim, old = node
+    old.start(kube)
+    until(lambda: sim.kubelet.watcher.plugin(DRIVER), "old plugin registered")
+    new = PluginNode(old.name, old.root, old.kubeconfig, old.machine, old.mode)
+    new.start(kube)
+    try:
+        assert old.alive() and new.alive()
+        assert old.dra_socket() != new.dra_socket() and old.dra_socket().exists() and new.dra_socket().exists()
+        old.stop()  # the rolling update retires the old pod
+        until(
+            lambda: (p := sim.kubelet.watcher.plugin(DRIVER)) and p.endpoint == str(new.dra_socket()),
+            "kubelet talks to the new plugin",
+        )
+        assert new.dra_socket().exists()
+    finally:
+        new.stop()
