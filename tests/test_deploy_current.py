@@ -20,3 +20,17 @@ def test_every_device_class_selects_by_driver_and_type() -> None:
     for c in device_classes():
         expression = c["spec"]["selectors"][0]["cel"]["expression"]
         assert 'device.driver == "gpu.dra-driver.dev"' in expression and ".type ==" in expression
+
+
+def test_helm_chart_ships_the_same_device_classes() -> None:
+    chart = ROOT / "deploy" / "helm" / "dra-driver-gpu" / "files" / "device-classes.yaml"
+    assert list(yaml.safe_load_all(chart.read_text())) == device_classes(), (
+        "copy deploy/device-classes.yaml to deploy/helm/dra-driver-gpu/files/"
+    )
+
+
+def test_helm_default_partitioning_config_is_valid() -> None:
+    from api.partitioning import Whole, parse_config
+
+    values = yaml.safe_load((ROOT / "deploy" / "helm" / "dra-driver-gpu" / "values.yaml").read_text())
+    assert parse_config(values["partitioning"]).default == Whole()
