@@ -42,7 +42,7 @@ def _gpu(nvml: Nvml, index: int) -> Gpu:
     mig_mode = nvml.optional("nvmlDeviceGetMigMode", h)
     mig_enabled = bool(mig_mode and mig_mode[0])
     uuid = str(nvml.call("nvmlDeviceGetUUID", h))
-    profiles = _mig_profiles(nvml, h) if mig_enabled else ()
+    profiles = mig_profiles(nvml, h) if mig_enabled else ()
     instances = _gpu_instances(nvml, h, profiles)
     return Gpu(
         index=index,
@@ -83,7 +83,8 @@ def _numa_node(nvml: Nvml, h: Any) -> int | None:
     return None if node is None or node < 0 else int(node)
 
 
-def _mig_profiles(nvml: Nvml, h: Any) -> tuple[MigProfile, ...]:
+def mig_profiles(nvml: Nvml, h: Any) -> tuple[MigProfile, ...]:
+    """The GPU-instance profiles a MIG-enabled GPU offers, with their placements."""
     profiles = []
     for enum in range(pynvml.NVML_GPU_INSTANCE_PROFILE_COUNT):
         try:

@@ -14,6 +14,8 @@ from typing import Any
 import pynvml
 
 from dra_driver import errors
+from dra_driver.inventory import MigProfile
+from dra_driver.nvml.discovery import mig_profiles
 from dra_driver.nvml.session import Nvml
 
 
@@ -28,36 +30,8 @@ class MigPartition:
     uuid: str  # the MIG device's UUID ("MIG-...")
 
 
-@dataclass(frozen=True)
-class _Profile:
-    name: str
-    profile_id: int
-    size: int
-
-
-def _gi_profiles(nvml: Nvml, h: Any) -> list[_Profile]:
-    out = []
-    for enum in range(pynvml.NVML_GPU_INSTANCE_PROFILE_COUNT):
-        try:
-            info = nvml.call("nvmlDeviceGetGpuInstanceProfileInfo", h, enum)
-        except errors.NotSupported:
-            continue
-        except errors.NvmlError as exc:
-            if exc.code == pynvml.NVML_ERROR_INVALID_ARGUMENT:
-                continue
-            raise
-        name = info.name.decode() if isinstance(info.name, bytes) else str(info.name)
-        count = ctypes.c_uint(0)
-        nvml.call("nvmlDeviceGetGpuInstancePossiblePlacements", h, info.id, None, ctypes.byref(count))
-        buf = (pynvml.c_nvmlGpuInstancePlacement_t * max(count.value, 1))()
-        nvml.call("nvmlDeviceGetGpuInstancePossiblePlacements", h, info.id, buf, ctypes.byref(count))
-        size = int(buf[0].size) if count.value else 0
-        out.append(_Profile(name.removeprefix("MIG "), int(info.id), size))
-    return out
-
-
-def _profile(nvml: Nvml, h: Any, name: str) -> _Profile:
-    profiles = _gi_profiles(nvml, h)
+def _profile(nvml: Nvml, h: Any, name: str) -> MigProfile:
+    profiles = mig_profiles(nvml, h)
     for p in profiles:
         if p.name == name:
             return p
@@ -108,7 +82,7 @@ def create_partition(nvml: Nvml, gpu_index: int, profile: str, start: int) -> Mi
     h = nvml.device(gpu_index)
     p = _profile(nvml, h, profile)
     placement = pynvml.c_nvmlGpuInstancePlacement_t()
-    placement.start, placement.size = start, p.size
+    placement.start, placement.size = start, p.memory_slices
     gi = nvml.call("nvmlDeviceCreateGpuInstanceWithPlacement", h, p.profile_id, ctypes.byref(placement))
     try:
         gi_id = int(nvml.call("nvmlGpuInstanceGetInfo", gi).id)
@@ -122,7 +96,7 @@ def create_partition(nvml: Nvml, gpu_index: int, profile: str, start: int) -> Mi
     except errors.DriverError:
         nvml.call("nvmlGpuInstanceDestroy", gi)
         raise
-    return MigPartition(gpu_index, gi_id, ci_id, profile, start, p.size, uuid)
+    return MigPartition(gpu_index, gi_id, ci_id, profile, start, p.memory_slices, uuid)
 
 
 def destroy_partition(nvml: Nvml, gpu_index: int, gpu_instance_id: int) -> bool:
@@ -157,7 +131,7 @@ def gpu_instances(nvml: Nvml, gpu_index: int) -> list[tuple[int, str, int]]:
     """(GPU instance id, profile name, placement start) of every GPU instance on the GPU."""
     h = nvml.device(gpu_index)
     out = []
-    for p in _gi_profiles(nvml, h):
+    for p in mig_profiles(nvml, h):
         count = ctypes.c_uint(8)
         buf = (pynvml.c_nvmlGpuInstance_t * 8)()
         nvml.call("nvmlDeviceGetGpuInstances", h, p.profile_id, buf, ctypes.byref(count))
