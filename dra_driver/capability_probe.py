@@ -31,25 +31,28 @@ def served_version(kube: Kube) -> str:
     )
 
 
-def _dry_run_slice(kube: Kube, version: str, content: SliceContent) -> dict[str, Any] | None:
-    pool = Pool(PROBE_DRIVER, "probe", (content,))
-    spec = render.slice_spec(content, pool, 1, 1, version)
-    del spec["nodeName"]
-    spec["allNodes"] = True
-    body = {
-        "apiVersion": f"resource.k8s.io/{version}",
-        "kind": "ResourceSlice",
-        "metadata": {"name": "dra-gpu-capability-probe"},
-        "spec": spec,
-    }
+def _dry_run_create(kube: Kube, version: str, resource: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """What the server would store for ``body`` (a dry-run create), or None if it rejects it."""
+    body = {"apiVersion": f"resource.k8s.io/{version}", "metadata": {"name": "dra-gpu-capability-probe"}, **body}
     try:
-        created: dict[str, Any] = kube.create(f"/apis/resource.k8s.io/{version}/resourceslices", body, dryRun="All")
+        created: dict[str, Any] = kube.create(f"/apis/resource.k8s.io/{version}/{resource}", body, dryRun="All")
         return created
     except ApiError as exc:
         if exc.status in (400, 422):
             log.debug("capability probe rejected: %s", exc)
             return None
         raise
+
+
+def _probe_slice(kube: Kube, version: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+    spec = {k: v for k, v in spec.items() if k != "nodeName"} | {"allNodes": True}
+    return _dry_run_create(kube, version, "resourceslices", {"kind": "ResourceSlice", "spec": spec})
+
+
+def _dry_run_slice(kube: Kube, version: str, content: SliceContent) -> dict[str, Any] | None:
+    return _probe_slice(
+        kube, version, render.slice_spec(content, Pool(PROBE_DRIVER, "probe", (content,)), 1, 1, version)
+    )
 
 
 def _device_kept(kube: Kube, version: str, device: Device, field: str) -> bool:
@@ -84,40 +87,17 @@ def probe(kube: Kube) -> Capabilities:
 
 
 def _taints_kept(kube: Kube, version: str) -> bool:
-    spec: dict[str, Any] = {"name": "d", "taints": [{"key": "probe", "effect": "NoSchedule"}]}
-    device = {"name": "d", "basic": {k: v for k, v in spec.items() if k != "name"}} if version == "v1beta1" else spec
-    body = {
-        "apiVersion": f"resource.k8s.io/{version}",
-        "kind": "ResourceSlice",
-        "metadata": {"name": "dra-gpu-capability-probe"},
-        "spec": {
-            "driver": PROBE_DRIVER,
-            "allNodes": True,
-            "pool": {"name": "probe", "generation": 1, "resourceSliceCount": 1},
-            "devices": [device],
-        },
-    }
-    try:
-        created = kube.create(f"/apis/resource.k8s.io/{version}/resourceslices", body, dryRun="All")
-    except ApiError as exc:
-        if exc.status in (400, 422):
-            return False
-        raise
+    taints = {"taints": [{"key": "probe", "effect": "NoSchedule"}]}
+    device = {"name": "d", "basic": taints} if version == "v1beta1" else {"name": "d", **taints}
+    pool = {"name": "probe", "generation": 1, "resourceSliceCount": 1}
+    created = _probe_slice(kube, version, {"driver": PROBE_DRIVER, "pool": pool, "devices": [device]})
+    if created is None:
+        return False
     got = created["spec"]["devices"][0]
     return "taints" in got.get("basic", got)
 
 
 def _extended_resource_kept(kube: Kube, version: str) -> bool:
-    body = {
-        "apiVersion": f"resource.k8s.io/{version}",
-        "kind": "DeviceClass",
-        "metadata": {"name": "dra-gpu-capability-probe"},
-        "spec": {"extendedResourceName": "probe.gpu.dra-driver.dev/gpu"},
-    }
-    try:
-        created = kube.create(f"/apis/resource.k8s.io/{version}/deviceclasses", body, dryRun="All")
-    except ApiError as exc:
-        if exc.status in (400, 422):
-            return False
-        raise
-    return "extendedResourceName" in created.get("spec", {})
+    body = {"kind": "DeviceClass", "spec": {"extendedResourceName": "probe.gpu.dra-driver.dev/gpu"}}
+    created = _dry_run_create(kube, version, "deviceclasses", body)
+    return created is not None and "extendedResourceName" in created.get("spec", {})

@@ -38,23 +38,29 @@ def _profile(nvml: Nvml, h: Any, name: str) -> MigProfile:
     raise errors.ConfigError("profile", f"this GPU has no MIG profile {name!r}; it has {[p.name for p in profiles]}")
 
 
-def _full_ci_profile_id(nvml: Nvml, gi: Any) -> int:
-    best: tuple[int, int] | None = None  # (slices, id)
+def _ci_profiles(nvml: Nvml, gi: Any) -> list[Any]:
+    """The compute-instance profile infos a GPU instance offers (shared engines)."""
+    infos = []
     for enum in range(pynvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
         try:
-            info = nvml.call(
-                "nvmlGpuInstanceGetComputeInstanceProfileInfo",
-                gi,
-                enum,
-                pynvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED,
+            infos.append(
+                nvml.call(
+                    "nvmlGpuInstanceGetComputeInstanceProfileInfo",
+                    gi,
+                    enum,
+                    pynvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED,
+                )
             )
         except errors.NvmlError:
             continue
-        if best is None or info.sliceCount > best[0]:
-            best = (int(info.sliceCount), int(info.id))
-    if best is None:
+    return infos
+
+
+def _full_ci_profile_id(nvml: Nvml, gi: Any) -> int:
+    infos = _ci_profiles(nvml, gi)
+    if not infos:
         raise errors.NotSupported("nvmlGpuInstanceGetComputeInstanceProfileInfo", 3, "no compute-instance profile")
-    return best[1]
+    return int(max(infos, key=lambda i: int(i.sliceCount)).id)
 
 
 def _mig_uuid(nvml: Nvml, h: Any, gi_id: int, ci_id: int) -> str:
@@ -108,16 +114,7 @@ def destroy_partition(nvml: Nvml, gpu_index: int, gpu_instance_id: int) -> bool:
         if exc.code in (pynvml.NVML_ERROR_NOT_FOUND, pynvml.NVML_ERROR_INVALID_ARGUMENT):
             return False
         raise
-    for enum in range(pynvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
-        try:
-            info = nvml.call(
-                "nvmlGpuInstanceGetComputeInstanceProfileInfo",
-                gi,
-                enum,
-                pynvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED,
-            )
-        except errors.NvmlError:
-            continue
+    for info in _ci_profiles(nvml, gi):
         count = ctypes.c_uint(info.instanceCount)
         buf = (pynvml.c_nvmlComputeInstance_t * max(info.instanceCount, 1))()
         nvml.call("nvmlGpuInstanceGetComputeInstances", gi, info.id, buf, ctypes.byref(count))
