@@ -166,3 +166,15 @@ def test_republishing_is_free_and_one_changed_gpu_rewrites_only_its_slice(
     assert result.writes == len(rewritten) + len(set(before) - set(after))
     assert result.writes == 2  # GPU 7's counter set leaves the counter slice; its devices change in their slice
     assert result.generation == 1 and set(after) == set(before)
+
+
+def test_a_1_37_sandbox_has_every_capability(caps: Capabilities) -> None:
+    assert caps == Capabilities(
+        api_version="v1",
+        partitionable_devices=True,
+        counters_in_own_slice=True,
+        device_taints=True,
+        consumable_capacity=True,
+        extended_resource_name=True,
+    )
+    assert caps.describe() == []
