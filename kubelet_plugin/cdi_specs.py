@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dra_driver.cdi import ContainerEdits, Device, DeviceNode, Mount, Spec, claim_device_name
-from kubelet_plugin.checkpoint import DeviceRecord, MigPartition
+from kubelet_plugin.records import DeviceRecord, MigPartition
 
 CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
 MINORS_PER_GPU = 135

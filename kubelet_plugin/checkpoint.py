@@ -22,106 +22,51 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 from api.config import strict
 from api.errors import ConfigError
-from api.kubelet import ClaimRef, PreparedDevice
+from api.kubelet import ClaimRef
 from dra_driver.cdi.atomic import write_atomically
 from dra_driver.errors import FatalError
+from kubelet_plugin.records import (
+    HARDWARE_KEYS,
+    STATES,
+    ClaimRecord,
+    DeviceRecord,
+    Document,
+    Hardware,
+    MigPartition,
+    MpsSettings,
+    SharedGpu,
+    State,
+    TimeSliceReplica,
+    WholeGpu,
+)
+
+__all__ = [
+    "Checkpoint",
+    "ClaimRecord",
+    "CorruptCheckpoint",
+    "DeviceRecord",
+    "Document",
+    "Hardware",
+    "MigPartition",
+    "MpsSettings",
+    "SharedGpu",
+    "State",
+    "TimeSliceReplica",
+    "WholeGpu",
+]
 
 VERSION = 2
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
-State: TypeAlias = Literal["PrepareStarted", "PrepareCompleted"]
-STATES: tuple[State, ...] = ("PrepareStarted", "PrepareCompleted")
 
 
 class CorruptCheckpoint(FatalError):
     """The checkpoint file exists but cannot be read; the plugin must not guess which claims are prepared."""
-
-
-# -- records -----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WholeGpu:
-    gpu_uuid: str
-    gpu_index: int
-
-
-@dataclass(frozen=True)
-class MigPartition:
-    gpu_uuid: str
-    gpu_index: int
-    profile: str  # GPU-instance profile, e.g. "1g.5gb"
-    placement_start: int
-    placement_size: int
-    gpu_instance_id: int | None = None  # None until created (known after the PrepareStarted phase)
-    compute_instance_id: int | None = None
-    mig_uuid: str | None = None
-    created: bool = True  # created by this claim (destroy on unprepare), False for a pre-existing MIG device
-
-
-@dataclass(frozen=True)
-class TimeSliceReplica:
-    gpu_uuid: str
-    gpu_index: int
-    interval: str  # Default | Short | Medium | Long, applied to the GPU
-
-
-@dataclass(frozen=True)
-class SharedGpu:
-    gpu_uuid: str
-    gpu_index: int
-
-
-Hardware: TypeAlias = WholeGpu | MigPartition | TimeSliceReplica | SharedGpu
-_HARDWARE_KEYS: dict[type, str] = {
-    WholeGpu: "gpu",
-    MigPartition: "mig",
-    TimeSliceReplica: "timeslice",
-    SharedGpu: "shared",
-}
-
-
-@dataclass(frozen=True)
-class MpsSettings:
-    control_daemon: str  # identity of the MPS control daemon serving this claim
-    pipe_directory: str
-    active_thread_percentage: int | None = None
-    pinned_memory_limits: tuple[tuple[str, int], ...] = ()  # (device index or UUID, bytes)
-
-
-@dataclass(frozen=True)
-class DeviceRecord:
-    """One prepared device: what the kubelet was told, and what was done to the hardware."""
-
-    request_names: tuple[str, ...]
-    pool: str
-    device: str
-    hardware: Hardware
-    cdi_device_ids: tuple[str, ...] = ()
-    share_id: str | None = None
-    mps: MpsSettings | None = None
-
-    def to_kubelet(self) -> PreparedDevice:
-        return PreparedDevice(self.request_names, self.pool, self.device, self.cdi_device_ids, self.share_id)
-
-
-@dataclass(frozen=True)
-class ClaimRecord:
-    claim: ClaimRef
-    state: State
-    devices: tuple[DeviceRecord, ...] = ()
-    cdi_spec: str | None = None  # file name in the CDI spec directory
-
-
-@dataclass(frozen=True)
-class Document:
-    boot_id: str | None  # None: unknown (migrated from version 1)
-    claims: Mapping[str, ClaimRecord]
 
 
 # -- JSON (version 2) --------------------------------------------------------------------------------------
@@ -153,7 +98,7 @@ def _device_json(d: DeviceRecord) -> dict[str, Any]:
         "device": d.device,
         "cdiDeviceIDs": list(d.cdi_device_ids),
         "shareID": d.share_id,
-        _HARDWARE_KEYS[type(d.hardware)]: _hardware_json(d.hardware),
+        HARDWARE_KEYS[type(d.hardware)]: _hardware_json(d.hardware),
     }
     if d.mps is not None:
         out["mps"] = {
@@ -191,9 +136,9 @@ def _read_gpu(o: Mapping[str, Any], f: str) -> tuple[str, int]:
 
 
 def _read_hardware(raw: Mapping[str, Any], f: str) -> Hardware:
-    kinds = [k for k in _HARDWARE_KEYS.values() if k in raw]
+    kinds = [k for k in HARDWARE_KEYS.values() if k in raw]
     if len(kinds) != 1:
-        raise ConfigError(f, f"needs exactly one of {', '.join(_HARDWARE_KEYS.values())}, found {kinds or 'none'}")
+        raise ConfigError(f, f"needs exactly one of {', '.join(HARDWARE_KEYS.values())}, found {kinds or 'none'}")
     at = f"{f}.{kinds[0]}"
     o = strict.want_mapping(raw[kinds[0]], at)
     uuid, index = _read_gpu(o, at)
@@ -238,7 +183,7 @@ def _read_mps(raw: object, f: str) -> MpsSettings:
 def _read_device(raw: object, f: str) -> DeviceRecord:
     o = strict.want_mapping(raw, f)
     common = ("requestNames", "pool", "device", "cdiDeviceIDs", "shareID", "mps")
-    strict.check_keys(o, (*common, *_HARDWARE_KEYS.values()), f)
+    strict.check_keys(o, (*common, *HARDWARE_KEYS.values()), f)
     return DeviceRecord(
         strict.want_str_list(o.get("requestNames"), f"{f}.requestNames"),
         strict.want_str(o.get("pool"), f"{f}.pool"),

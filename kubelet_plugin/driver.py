@@ -20,11 +20,12 @@ from dra_driver import cdi, errors
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import ApiError, Kube
 from kubelet_plugin.cdi_specs import claim_kind, claim_spec, device_uuid
-from kubelet_plugin.checkpoint import Checkpoint, ClaimRecord, DeviceRecord
+from kubelet_plugin.checkpoint import Checkpoint
 from kubelet_plugin.hardware import HardwareOps
 from kubelet_plugin.locks import GpuLocks
 from kubelet_plugin.logs import ClaimLogger
 from kubelet_plugin.plan import ClaimRejected, Context, plan_claim
+from kubelet_plugin.records import ClaimRecord, DeviceRecord
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import assert_never
 
 from dra_driver.nvml import mig, settings
 from dra_driver.nvml.session import Nvml
-from kubelet_plugin.checkpoint import DeviceRecord, MigPartition, SharedGpu, TimeSliceReplica, WholeGpu
+from kubelet_plugin.records import DeviceRecord, MigPartition, SharedGpu, TimeSliceReplica, WholeGpu
 from kubelet_plugin.sharing import TimeSlicer
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from dra_driver.inventory import Gpu, Inventory
 from dra_driver.slices import quantity
 from dra_driver.slices.devices import label
 from dra_driver.slices.names import DeviceRef, MigRef, SharedRef, TimeSliceRef, WholeRef, parse_device_name
-from kubelet_plugin.checkpoint import (
+from kubelet_plugin.records import (
     ClaimRecord,
     DeviceRecord,
     Hardware,

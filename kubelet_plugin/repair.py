@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from dra_driver import cdi
 from dra_driver.nvml import mig
-from kubelet_plugin.checkpoint import MigPartition, TimeSliceReplica
 from kubelet_plugin.driver import GpuDriver
+from kubelet_plugin.records import MigPartition, TimeSliceReplica
 
 log = logging.getLogger(__name__)
 
