@@ -7,13 +7,13 @@ import sys
 
 import api.errors
 from dra_driver import errors
-from dra_driver.cli import inventory_cmd, lint_cmd, sandbox_cmd, sim_cmd, slices_cmd, webhook_cmd
+from dra_driver.cli import explain_cmd, inventory_cmd, lint_cmd, sandbox_cmd, sim_cmd, slices_cmd, webhook_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dra-gpu", description="Kubernetes DRA driver for NVIDIA GPUs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (inventory_cmd, slices_cmd, sandbox_cmd, sim_cmd, lint_cmd, webhook_cmd):
+    for module in (inventory_cmd, slices_cmd, sandbox_cmd, sim_cmd, explain_cmd, lint_cmd, webhook_cmd):
         module.register(sub)
     return parser
 

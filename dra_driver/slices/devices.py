@@ -191,6 +191,5 @@ def shared(inv: Inventory, gpu: Gpu) -> Device:
     capacity = (
         ("memory", Capacity(quantity.binary(gpu.memory_bytes), RequestPolicy("1Gi", "256Mi", "256Mi"))),
         ("compute", Capacity("100", RequestPolicy("10", "1", "1", "100"))),
-        ("multiprocessors", Capacity(quantity.decimal(gpu.multiprocessors))),
-    )
+    )  # only consumable capacities: one without a request policy would be taken whole by every share
     return Device(f"gpu-{gpu.minor}-shared", tuple(attrs), capacity, allow_multiple_allocations=True)

@@ -249,7 +249,7 @@ def _attribute(device: Obj, driver: str, qualified: str) -> Any:
     return next(((k, v) for k, v in raw.items() if k in ("string", "int", "bool", "version")), None)
 
 
-def _constraint_violations(node: NodeDevices, constraint: Obj, results: list[Obj]) -> list[str]:
+def _constraint_violations(node: NodeDevices, constraint: Obj, results: Sequence[Obj]) -> list[str]:
     names = set(constraint.get("requests") or ())
     covered = [r for r in results if not names or r["request"] in names or r["request"].split("/")[0] in names]
     values = [
@@ -269,7 +269,7 @@ def _constraint_attr(constraint: Obj) -> str:
     return str(constraint.get("matchAttribute") or constraint.get("distinctAttribute"))
 
 
-def claim_violations(node: NodeDevices, classes: Mapping[str, Obj], claim: Obj, results: list[Obj]) -> list[str]:
+def claim_violations(node: NodeDevices, classes: Mapping[str, Obj], claim: Obj, results: Sequence[Obj]) -> list[str]:
     devices = ((claim.get("spec") or {}).get("devices")) or {}
     out = []
     if len(results) > MAX_RESULTS:
@@ -304,7 +304,7 @@ def violations(
     classes: Mapping[str, Obj],
     allocated_claims: Iterable[Obj],
     claims: Sequence[Obj],
-    results: Sequence[list[Obj]],
+    results: Sequence[Sequence[Obj]],
 ) -> list[str]:
     """Every broken rule of ``results`` (one list per claim) on top of what ``allocated_claims`` hold."""
     node = node_devices(slices)

@@ -99,6 +99,6 @@ def devices(m: Machine, inventories: Mapping[str, Inventory]) -> list[Obj]:
     return [d for s in slices(m, inventories, "n") for d in s["spec"].get("devices") or ()]
 
 
-def attr(device: Obj, name: str) -> Any:
+def attr(device: Mapping[str, Any], name: str) -> Any:
     raw = (device.get("attributes") or {}).get(name) or {}
     return next(iter(raw.values()), None)

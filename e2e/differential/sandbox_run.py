@@ -6,7 +6,8 @@
    allocated claim, and ask ``allocate_claims`` on the server's copies;
 4. create the pod using the new claims; the scheduler's verdict is ``allocated`` once all its claims are,
    ``unschedulable`` when PodScheduled=False/Unschedulable names a DRA reason and nothing gets allocated
-   within ``settle`` seconds, ``error`` for PodScheduled=False/SchedulerError;
+   within ``settle`` seconds, ``error`` for PodScheduled=False/SchedulerError; a pod the device taint
+   eviction controller deleted was allocated first (``EVICTED``: its results are gone);
 5. check both allocations with ``checker`` and delete everything (pods with grace period 0).
 
 All scenarios of a run share one namespace and one ``Poller`` that lists its pods and claims a few times a
@@ -34,6 +35,7 @@ from e2e.differential.scenarios import Scenario
 R = "/apis/resource.k8s.io/v1"
 Obj = dict[str, Any]
 T = TypeVar("T")
+EVICTED = "allocated, then evicted for an untolerated NoExecute device taint"
 DRA_MESSAGES = ("cannot allocate all claims", "resource pools", "device class", "allocate")
 
 
@@ -112,9 +114,16 @@ class Record:
 
     @property
     def same_devices(self) -> bool | None:
-        if self.ours != "allocated" or self.theirs != "allocated":
-            return None
+        if self.ours != "allocated" or self.theirs != "allocated" or not self.their_results:
+            return None  # not both allocated, or evicted before the scheduler's results were seen
         return [_comparable(r) for r in self.our_results] == [_comparable(r) for r in self.their_results]
+
+    @property
+    def same_message(self) -> bool | None:
+        """Does the scheduler's refusal quote ours (``cannot allocate all claims``, a CEL error, …)?"""
+        if self.ours == "allocated" or self.ours != self.theirs:
+            return None
+        return self.our_message in self.their_message
 
 
 def _comparable(results: list[Obj]) -> list[tuple[str, str, str]]:
@@ -140,9 +149,9 @@ def _scheduled_condition(pod: Obj | None) -> Obj | None:
 
 def _allocations(p: Poller, names: Sequence[str]) -> list[list[Obj]] | None:
     allocs = [((p.claims.get(n) or {}).get("status") or {}).get("allocation") for n in names]
-    if all(allocs):
-        return [a["devices"]["results"] for a in allocs]
-    return None
+    if not all(allocs):
+        return None
+    return [a["devices"]["results"] for a in allocs if a]
 
 
 def _refusal(p: Poller, pod: str) -> tuple[str, str] | None:
@@ -231,6 +240,8 @@ class Run:
                 return "allocated", "", results
             if (refused := _refusal(p, pod)) is not None:
                 return refused[0], refused[1], []
+            if pod not in p.pods and self._evicted(pod):  # gone between two polls, or not listed yet
+                return "allocated", EVICTED, []
             return None
 
         found = ctx.poller.wait(decided, ctx.timeout, f"the scheduler's verdict on pod {pod}")
@@ -238,6 +249,11 @@ class Run:
             return found
         time.sleep(ctx.settle)  # a refusal from a stale cache is retried once the scheduler catches up
         return ctx.poller.wait(decided, ctx.timeout, f"the scheduler's verdict on pod {pod}")
+
+    def _evicted(self, pod: str) -> bool:
+        """Did the device taint eviction controller delete the pod (which it does only once allocated)?"""
+        events = self.ctx.kube.list(f"/api/v1/namespaces/{self.ns}/events", fieldSelector=f"involvedObject.name={pod}")
+        return any(e.get("reason") == "DeviceTaintManagerEviction" for e in events)
 
     def cleanup(self) -> None:
         kube = self.ctx.kube

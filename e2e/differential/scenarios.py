@@ -3,7 +3,7 @@
 ``generate(seed, n, inventories)`` is deterministic: scenario *i* depends only on ``(seed, i)``. Claims
 allocated beforehand are pinned to one device each by CEL selectors (index, profile, placement, replica),
 chosen so that together they fit (checked by ``checker``, not by our allocator): exclusive devices once,
-shared counters and consumable capacity within bounds. They tolerate every taint.
+shared counters and consumable capacity within bounds. They tolerate every taint (``TOLERATE_ALL``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from e2e.differential.machines import DRIVER, Machine, attr
 
 Obj = dict[str, Any]
 A = shapes.A
+# The device taint eviction controller honours only tolerations that name NoExecute (1.37.2), so an
+# effect-less ``operator: Exists`` would let the pod be evicted right after allocation.
+TOLERATE_ALL = [{"operator": "Exists", "effect": "NoSchedule"}, {"operator": "Exists", "effect": "NoExecute"}]
 
 
 @dataclass(frozen=True)
@@ -33,21 +36,21 @@ class Scenario:
         return f"#{self.index} {self.family} on {self.machine.describe()}, {len(self.pre)} allocated before"
 
 
-def pinned(device: Obj, rng: random.Random) -> Obj:
+def pinned(device: checker.Obj, rng: random.Random) -> Obj:
     """A request that can only be satisfied by ``device`` (of this node)."""
     kind = str(attr(device, "type"))
     selectors = [f"{A}.index == {attr(device, 'index')}"]
-    extra: Obj = {"tolerations": [{"operator": "Exists"}]}
+    extra: Obj = {"tolerations": TOLERATE_ALL}
     if kind == "mig":
         selectors += [f'{A}.profile == "{attr(device, "profile")}"', f"{A}.placement == {attr(device, 'placement')}"]
     elif kind == "timeslice":
         selectors.append(f"{A}.replica == {attr(device, 'replica')}")
     elif kind == "shared":
         extra["capacity"] = {"requests": shapes.capacity_requests(rng)}
-    return shapes.claim(shapes.request("pre", kind, 1, selectors, **extra))
+    return shapes.claim(shapes.request("pre", kind, 1, selectors, extra))
 
 
-def _share(device: Obj, request: Obj) -> Obj | None:
+def _share(device: checker.Obj, request: Obj) -> Obj | None:
     """The allocation result a share of ``device`` would get (None: the request is off the policy)."""
     wanted = ((request.get("capacity") or {}).get("requests")) or {}
     amounts = checker.consumed(wanted, device.get("capacity") or {})
@@ -68,7 +71,7 @@ def pre_allocated(
         candidates = [d for d in candidates if attr(d, "index") in focus]
     rng.shuffle(candidates)
     held = checker.Holdings()
-    out = []
+    out: list[Obj] = []
     for device in candidates:
         if len(out) >= wanted:
             break

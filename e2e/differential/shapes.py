@@ -21,11 +21,11 @@ C = f'device.capacity["{DRIVER}"]'
 TYPES = ("gpu", "mig", "timeslice", "shared")
 
 
-def request(name: str, kind: str, count: int = 1, selectors: list[str] | None = None, **extra: Any) -> Obj:
-    exactly: Obj = {"deviceClassName": class_name(kind), "count": count, **extra}
+def request(name: str, kind: str, count: int = 1, selectors: list[str] | None = None, extra: Obj | None = None) -> Obj:
+    exactly: Obj = {"deviceClassName": class_name(kind), "count": count, **(extra or {})}
     if selectors:
         exactly["selectors"] = [{"cel": {"expression": e}} for e in selectors]
-    if extra.get("allocationMode") == "All":
+    if exactly.get("allocationMode") == "All":
         exactly.pop("count")
     return {"name": name, "exactly": exactly}
 
@@ -65,7 +65,7 @@ def class_only(rng: random.Random, devices: list[Obj]) -> list[Obj]:
 
 
 def cel_product(rng: random.Random, devices: list[Obj]) -> list[Obj]:
-    products = sorted({str(attr(d, "productName")) for d in devices}) + ["NVIDIA H100 80GB HBM3", "NVIDIA L4"]
+    products = [*sorted({str(attr(d, "productName")) for d in devices}), "NVIDIA H100 80GB HBM3", "NVIDIA L4"]
     product = rng.choice(products)
     sel = f'{A}.productName == "{product}"' if rng.random() < 0.7 else f'{A}.productName.startsWith("NVIDIA A")'
     return [claim(request("r", _kind(rng, devices), rng.randint(1, 2), [sel]))]
@@ -117,7 +117,7 @@ def all_mode(rng: random.Random, devices: list[Obj]) -> list[Obj]:
     selectors = [f"{A}.index < {rng.randint(1, _gpus(devices))}"] if rng.random() < 0.5 else None
     if kind == "mig":
         selectors = [f'{A}.profile == "{_profile(rng, devices)}"', *(selectors or [])]
-    return [claim(request("r", kind, selectors=selectors, allocationMode="All"))]
+    return [claim(request("r", kind, selectors=selectors, extra={"allocationMode": "All"}))]
 
 
 def first_available(rng: random.Random, devices: list[Obj]) -> list[Obj]:
@@ -183,9 +183,9 @@ def capacity_requests(rng: random.Random, device_memory_gi: int = 24) -> Obj:
 
 def shared(rng: random.Random, devices: list[Obj]) -> list[Obj]:
     caps = {"capacity": {"requests": r}} if (r := capacity_requests(rng)) else {}
-    first = request("r", "shared", rng.randint(1, 2), **caps)
+    first = request("r", "shared", rng.randint(1, 2), extra=caps)
     if rng.random() < 0.25:
-        second = request("s", "shared", 1, **{"capacity": {"requests": capacity_requests(rng)}})
+        second = request("s", "shared", 1, extra={"capacity": {"requests": capacity_requests(rng)}})
         return [claim(first, second)]
     return [claim(first)]
 
@@ -200,7 +200,7 @@ def tainted(rng: random.Random, devices: list[Obj]) -> list[Obj]:
         ]
     )
     extra = {"tolerations": tolerations} if tolerations else {}
-    return [claim(request("r", _kind(rng, devices), rng.randint(1, 3), **extra))]
+    return [claim(request("r", _kind(rng, devices), rng.randint(1, 3), extra=extra))]
 
 
 def two_claims(rng: random.Random, devices: list[Obj]) -> list[Obj]:
@@ -212,6 +212,14 @@ def selector_error(rng: random.Random, devices: list[Obj]) -> list[Obj]:
     """A selector that reads an attribute some devices lack: a CEL runtime error if the search reaches one."""
     missing = rng.choice(["replica", "profile", "placement"])
     return [claim(request("r", _kind(rng, devices), 1, [f"{A}.{missing} == 0"]))]
+
+
+def admin_access(rng: random.Random, devices: list[Obj]) -> list[Obj]:
+    """Admin access: devices in use by other claims are allowed (needs the namespace's admin-access label)."""
+    first = request("r", _kind(rng, devices), rng.randint(1, 2), extra={"adminAccess": True})
+    if rng.random() < 0.3:
+        return [claim(first, request("s", _kind(rng, devices)))]
+    return [claim(first)]
 
 
 Family = Callable[[random.Random, list[Obj]], list[Obj]]
@@ -233,4 +241,5 @@ FAMILIES: dict[str, tuple[Family, int, str | None]] = {  # name: (shape, weight,
     "taints": (tainted, 5, None),
     "two-claims": (two_claims, 4, None),
     "selector-error": (selector_error, 2, None),
+    "admin-access": (admin_access, 4, None),
 }

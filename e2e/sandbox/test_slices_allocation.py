@@ -178,3 +178,18 @@ def test_a_1_37_sandbox_has_every_capability(caps: Capabilities) -> None:
         extended_resource_name=True,
     )
     assert caps.describe() == []
+
+
+def test_a_shared_gpu_takes_several_claims_until_its_compute_is_used_up(
+    gpu_node: Callable[..., tuple[SimNode, SlicePublisher, Inventory]], kube: Kube, namespace: str
+) -> None:
+    node, _, _ = gpu_node("single-a100", Shared())
+    t = claims.template(kube, namespace, class_name("shared"))  # default request: 10 % compute, 1Gi
+    pods = [claims.pod(kube, namespace, node.name, t) for _ in range(3)]
+    allocated = _wait_allocated(kube, namespace, pods)
+    assert all(devices == ["gpu-0-shared"] for devices in allocated.values())
+    share_ids = {
+        claims.claim_of(kube, namespace, p)["status"]["allocation"]["devices"]["results"][0]["shareID"]  # type: ignore[index]
+        for p in pods
+    }
+    assert len(share_ids) == 3
