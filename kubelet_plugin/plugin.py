@@ -27,7 +27,7 @@ from dra_driver.slices.builder import build_pool
 from dra_driver.slices.publisher import SlicePublisher
 from kubelet_plugin import logs
 from kubelet_plugin.cdi_specs import read_mig_minors
-from kubelet_plugin.checkpoint import Checkpoint
+from kubelet_plugin.checkpoint import Checkpoint, read_boot_id
 from kubelet_plugin.driver import GpuDriver
 from kubelet_plugin.hardware import HardwareOps
 from kubelet_plugin.repair import repair
@@ -59,7 +59,7 @@ class Plugin:
             settings.driver_name,
             settings.node_name,
             self.kube,
-            Checkpoint.load(settings.state_dir / "checkpoint.json"),
+            Checkpoint.load(settings.state_dir / "checkpoint.json", read_boot_id(settings.boot_id_file)),
             HardwareOps(self.nvml, choose_time_slicer(settings.state_dir)),
             lambda: self._inventory,
             settings.cdi_dir,

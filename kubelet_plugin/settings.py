@@ -25,7 +25,7 @@ class Settings:
     health_port: int  # liveness/readiness HTTP port; 0 = off
     pod_uid: str  # makes socket names unique per plugin pod (rolling updates)
     log_json: bool
-    dev_root: Path  # where /dev lives (the sandbox points this at a fake tree)
+    boot_id_file: Path  # the kernel's boot ID; a change means the node rebooted since the checkpoint
 
     @property
     def dra_socket(self) -> Path:
@@ -51,7 +51,7 @@ _FLAGS: tuple[tuple[str, str, str, str], ...] = (
     ("--health-port", "HEALTH_PORT", "0", "HTTP port for /healthz and /readyz (0: off)"),
     ("--pod-uid", "POD_UID", "", "plugin pod UID, for unique socket names (default: pid)"),
     ("--log-json", "LOG_JSON", "false", "log JSON lines"),
-    ("--dev-root", "DEV_ROOT", "/dev", "where the GPU device nodes are"),
+    ("--boot-id-file", "BOOT_ID_FILE", "/proc/sys/kernel/random/boot_id", "the kernel's boot ID"),
 )
 
 
@@ -80,5 +80,5 @@ def parse(argv: list[str] | None = None) -> Settings:
         health_port=int(a.health_port),
         pod_uid=a.pod_uid or str(os.getpid()),
         log_json=str(a.log_json).lower() in ("1", "true", "yes"),
-        dev_root=Path(a.dev_root),
+        boot_id_file=Path(a.boot_id_file),
     )

@@ -176,9 +176,7 @@ def capacity_requests(rng: random.Random, device_memory_gi: int = 24) -> Obj:
         requests["memory"] = f"{mi}Mi"
     if rng.random() < 0.7:
         requests["compute"] = str(rng.choice([1, 10, 25, 33, 50, 75, 100, 101]))
-    if rng.random() < 0.6:
-        requests["multiprocessors"] = str(rng.choice([1, 8, 16, 40]))
-    return requests
+    return requests  # a shared device's consumable capacities are memory and compute
 
 
 def shared(rng: random.Random, devices: list[Obj]) -> list[Obj]:

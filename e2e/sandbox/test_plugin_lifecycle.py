@@ -9,14 +9,16 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from api.partitioning import Whole
+from api.partitioning import Mig, Whole
+from dra_driver.classes import class_name
 from dra_driver.k8s import Kube
 from dra_driver.sandbox.pytest_fixtures import Sandbox
+from e2e import claims
 from e2e.conftest import SimNode
 from e2e.plugin_node import DRIVER, PluginNode
 from e2e.wait import until
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed")]
 R = "/apis/resource.k8s.io/v1"
 
 
@@ -109,3 +111,43 @@ def test_two_plugin_pods_on_one_node_do_not_clash(node: tuple[SimNode, PluginNod
         assert new.dra_socket().exists()
     finally:
         new.stop()
+
+
+def test_after_a_reboot_prepared_claims_are_prepared_again(
+    sandbox: Sandbox, kube: Kube, sim_node: Callable[..., SimNode], namespace: str
+) -> None:
+    sim = sim_node("reboot")
+    plugin = PluginNode.create(sim.name, sandbox.kubeconfig, "single-a100", Mig(), root=sim.root)
+    boot_id = sim.root / "boot_id"
+    boot_id.write_text("boot-1\n")
+    flags = ("--boot-id-file", str(boot_id))
+    try:
+        plugin.start(kube, extra=flags)
+        pod = claims.pod(kube, namespace, sim.name, claims.template(kube, namespace, class_name("mig-2g-10gb")))
+        until(
+            lambda: (
+                (kube.get(f"/api/v1/namespaces/{namespace}/pods/{pod}") or {}).get("status", {}).get("phase")
+                == "Running"
+            ),
+            "pod Running",
+        )
+        before = plugin.machine.state()["gpus"][0]["gpuInstances"]
+        (spec_file,) = list(plugin.cdi_dir.glob("*.json"))
+        old_uuid = before[0]["computeInstances"][0]["uuid"]
+        assert old_uuid in spec_file.read_text()
+
+        plugin.kill()
+        plugin.machine.reboot()  # MIG partitions do not survive a reboot
+        boot_id.write_text("boot-2\n")
+        assert plugin.machine.mig_partitions() == []
+        plugin.start(kube, extra=flags)
+
+        after = plugin.machine.state()["gpus"][0]["gpuInstances"]
+        assert [(g["profileId"], g["start"]) for g in after] == [(g["profileId"], g["start"]) for g in before]
+        new_uuid = after[0]["computeInstances"][0]["uuid"]
+        assert new_uuid != old_uuid and new_uuid in spec_file.read_text() and old_uuid not in spec_file.read_text()
+        assert "re-prepared 1 claim(s) after reboot" in plugin.log_text()
+    finally:
+        plugin.stop()
+        for s in kube.list(f"{R}/resourceslices", fieldSelector=f"spec.nodeName={sim.name}"):
+            kube.delete(f"{R}/resourceslices/{s['metadata']['name']}")
