@@ -1,7 +1,7 @@
 """What the cluster's resource.k8s.io API can take, decided once at start-up. Pure data.
 
 Business logic receives this object and picks strategies from it; it never probes the server itself.
-``controller.capability_probe`` fills it from a live API server.
+``dra_driver.capability_probe`` fills it from a live API server.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class PluginNode:
         assert self.process is not None
         return self.plugins_dir / DRIVER / f"dra-{self.process.pid}.sock"
 
-    def start(self, kube: Kube, wait_slices: bool = True, extra: tuple[str, ...] = ()) -> None:
+    def start(self, kube: Kube, wait_slices: bool = True, extra: tuple[str, ...] = (), wait: bool = True) -> None:
         log = self.root / f"plugin-{self.starts}.log"
         self.logs.append(log)
         self.starts += 1
@@ -92,6 +92,8 @@ class PluginNode:
             self.process = subprocess.Popen(
                 argv, env={**os.environ, **self.machine.environ()}, stdout=out, stderr=subprocess.STDOUT
             )
+        if not wait:
+            return
         if wait_slices:
             selector = f"spec.nodeName={self.name},spec.driver={DRIVER}"
             until(

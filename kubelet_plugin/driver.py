@@ -55,6 +55,7 @@ class GpuDriver:
         cdi_dir: Path,
         mps_root: Path,
         mig_minors: dict[str, int],
+        dynamic_mig: bool = True,
     ) -> None:
         self.driver = driver
         self.node = node
@@ -65,10 +66,15 @@ class GpuDriver:
         self.cdi_dir = cdi_dir
         self.mps_root = mps_root
         self.mig_minors = mig_minors
+        self.dynamic_mig = dynamic_mig
         self.locks = GpuLocks()
         self.kind = claim_kind(driver)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="claim")
         self._status_writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="claim-status")
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._status_writer.shutdown(wait=True)
 
     # --- the gRPC-facing API -------------------------------------------------------------------
 
@@ -105,6 +111,10 @@ class GpuDriver:
     # --- prepare -------------------------------------------------------------------------------
 
     def prepare_claim(self, ref: ClaimRef, clog: logging.LoggerAdapter[logging.Logger]) -> tuple[PreparedDevice, ...]:
+        with self.locks.claim(ref.uid):  # one prepare/unprepare of a claim at a time (kubelet retries overlap)
+            return self._prepare_claim(ref, clog)
+
+    def _prepare_claim(self, ref: ClaimRef, clog: logging.LoggerAdapter[logging.Logger]) -> tuple[PreparedDevice, ...]:
         record = self.checkpoint.get(ref.uid)
         if record is not None and record.state == "PrepareCompleted":
             clog.info("already prepared: answering from the checkpoint")
@@ -114,7 +124,7 @@ class GpuDriver:
         claim = self.kube.get(f"/apis/resource.k8s.io/v1/namespaces/{ref.namespace}/resourceclaims/{ref.name}")
         if claim is None:
             raise ClaimRejected(f"claim {ref.namespace}/{ref.name} not found: it was deleted")
-        ctx = Context(self.driver, self.node, self.inventory(), str(self.mps_root))
+        ctx = Context(self.driver, self.node, self.inventory(), str(self.mps_root), self.dynamic_mig)
         planned = plan_claim(ctx, ref, claim, [])  # validate everything before taking locks
         with self.locks.hold({d.hardware.gpu_index for d in planned}):
             others = [r for uid, r in self.checkpoint.claims().items() if uid != ref.uid]
@@ -189,6 +199,10 @@ class GpuDriver:
     # --- unprepare -----------------------------------------------------------------------------
 
     def unprepare_claim(self, uid: str) -> None:
+        with self.locks.claim(uid):
+            self._unprepare_claim(uid)
+
+    def _unprepare_claim(self, uid: str) -> None:
         record = self.checkpoint.get(uid)
         if record is None:
             return  # unknown or already unprepared: success

@@ -42,6 +42,7 @@ class Context:
     node: str
     inventory: Inventory
     mps_root: str  # host directory holding each claim's MPS pipe directory
+    dynamic_mig: bool = True  # partitions made per claim; False: static MIG, claims get existing MIG devices
 
 
 def _device_type(ref: DeviceRef) -> DeviceType:
@@ -77,7 +78,24 @@ def _hardware(ctx: Context, ref: DeviceRef, device: str, config: DriverConfig) -
             profile = next((p for p in gpu.mig_profiles if label(p.name) == profile_label), None)
             if profile is None or all(p.start != start for p in profile.placements):
                 raise ClaimRejected(f"device {device}: GPU {gpu.index} offers no MIG {profile_label} at {start}")
-            return MigPartition(gpu.uuid, gpu.index, profile.name, start, profile.memory_slices)
+            if ctx.dynamic_mig:
+                return MigPartition(gpu.uuid, gpu.index, profile.name, start, profile.memory_slices)
+            existing = next(
+                (d for d in gpu.mig_devices if d.profile == profile.name and d.placement.start == start), None
+            )
+            if existing is None:
+                raise ClaimRejected(f"device {device}: the MIG device no longer exists on GPU {gpu.index}")
+            return MigPartition(
+                gpu.uuid,
+                gpu.index,
+                profile.name,
+                start,
+                profile.memory_slices,
+                existing.gpu_instance_id,
+                existing.compute_instance_id,
+                existing.uuid,
+                created=False,
+            )
         case TimeSliceRef():
             interval = config.sharing.interval if isinstance(config.sharing, TimeSlicing) else "Default"
             return TimeSliceReplica(gpu.uuid, gpu.index, interval)
@@ -156,8 +174,6 @@ def _check_intervals(claim_ref: ClaimRef, records: list[DeviceRecord], others: I
     mine = [d.hardware for d in records if isinstance(d.hardware, TimeSliceReplica)]
     for hw in mine:
         try:
-            check_interval(
-                uses + [TimeSliceUse(claim_ref.uid, h.gpu_uuid, h.interval) for h in mine], hw.gpu_uuid, hw.interval, ""
-            )
+            check_interval(uses, hw.gpu_uuid, hw.interval, claim_ref.uid)
         except Exception as exc:
             raise ClaimRejected(str(exc)) from exc

@@ -8,12 +8,13 @@ services (sockets removed) and closes NVML; slices stay, so a restarted plugin t
 
 from __future__ import annotations
 
+import fcntl
 import http.server
 import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -39,6 +40,18 @@ log = logging.getLogger(__name__)
 HEALTHY, UNHEALTHY = 1, 2
 
 
+def _hold_state_lock(path: Path) -> IO[str]:
+    """One plugin at a time owns the node's checkpoint, CDI specs and GPUs: a rolling update's new pod
+    waits here until the old one has exited (the lock dies with its process)."""
+    lock = open(path, "a+")  # noqa: SIM115  (held for the life of the process)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("another plugin owns %s; waiting for it to exit", path.parent)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
 class Plugin:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -53,8 +66,10 @@ class Plugin:
         self.labels: dict[str, str] = node.get("metadata", {}).get("labels") or {}
         self._inventory = discover(self.nvml)
         self._health_changed = threading.Condition()
+        self._device_gpu: dict[str, int] = {}  # device name -> GPU index, of every device published
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         settings.cdi_dir.mkdir(parents=True, exist_ok=True)
+        self._state_lock = _hold_state_lock(settings.state_dir / "plugin.lock")
         self.driver = GpuDriver(
             settings.driver_name,
             settings.node_name,
@@ -68,6 +83,7 @@ class Plugin:
         )
         self.publisher = SlicePublisher.for_node(self.kube, self.caps, settings.driver_name, settings.node_name)
         self.server = PluginServer(settings.driver_name, settings.dra_socket, settings.registration_socket, self)
+        self._rescan: threading.Thread | None = None
 
     @staticmethod
     def _load_config(path: Path | None) -> PartitioningConfig:
@@ -86,23 +102,34 @@ class Plugin:
         return self.driver.unprepare(claims)
 
     def health(self, timeout: float) -> list[tuple[str, str, int, str]]:
+        """Every device ever published, by its GPU: healthy while NVML answers for the GPU."""
         with self._health_changed:
             if timeout:
                 self._health_changed.wait(timeout)
             inv = self._inventory
+            devices = dict(self._device_gpu)
+        healthy = {g.index for g in inv.gpus}
+        reasons = {u.index: u.reason for u in inv.unhealthy}
         node = self.settings.node_name
-        out = [(node, f"gpu-{g.minor}", HEALTHY, "") for g in inv.gpus]
-        out += [(node, f"gpu-{u.index}", UNHEALTHY, u.reason) for u in inv.unhealthy]
-        return sorted(out)
+        return sorted(
+            (node, name, HEALTHY if gpu in healthy else UNHEALTHY, reasons.get(gpu, ""))
+            for name, gpu in devices.items()
+        )
 
     def start(self) -> None:
-        mig_gpus = [i for i, m in self.modes(self._inventory).items() if isinstance(m, Mig)]
+        # Only GPUs partitioned per claim are cleaned of unowned partitions; static MIG devices are the admin's.
+        mig_gpus = (
+            [i for i, m in self.modes(self._inventory).items() if isinstance(m, Mig)]
+            if self.caps.partitionable_devices
+            else []
+        )
         report = repair(self.driver, mig_gpus)
         log.info("repair done: %s", report)
         self.server.start()
         self.publish()
         self.ready.set()
-        threading.Thread(target=self._rescan_loop, name="rescan", daemon=True).start()
+        self._rescan = threading.Thread(target=self._rescan_loop, name="rescan", daemon=True)
+        self._rescan.start()
 
     def publish(self) -> None:
         pool = build_pool(
@@ -110,6 +137,11 @@ class Plugin:
         )
         for note in pool.notes:
             log.warning("slices: %s", note)
+        with self._health_changed:
+            for device in pool.devices():
+                index = device.attribute("index")
+                if isinstance(index, int):
+                    self._device_gpu[device.name] = index
         result = self.publisher.publish_with_retry(pool)
         if result.writes:
             log.info("published %d slice write(s), generation %d", result.writes, result.generation)
@@ -130,7 +162,11 @@ class Plugin:
     def stop(self) -> None:
         self.stopping.set()
         self.server.stop()
+        if self._rescan is not None:
+            self._rescan.join(timeout=30)
+        self.driver.shutdown()  # finish claims in flight before NVML goes away
         self.nvml.close()
+        self._state_lock.close()
 
 
 def _serve_health(plugin: Plugin, port: int) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from dra_driver import cdi
 from dra_driver.nvml import mig
 from kubelet_plugin.driver import GpuDriver
-from kubelet_plugin.records import MigPartition, TimeSliceReplica
+from kubelet_plugin.records import ClaimRecord, DeviceRecord, MigPartition, TimeSliceReplica
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +42,41 @@ class RepairReport:
         )
 
 
-def _reprepare_after_reboot(driver: GpuDriver) -> int:
-    count = 0
-    for uid, record in list(driver.checkpoint.claims().items()):
-        if record.state != "PrepareCompleted":
-            continue
-        devices = tuple(
-            dataclasses.replace(
-                d,
-                hardware=dataclasses.replace(d.hardware, gpu_instance_id=None, compute_instance_id=None, mig_uuid=None),
-            )
-            if isinstance(d.hardware, MigPartition)
-            else d
-            for d in record.devices
+def _reset(record: ClaimRecord) -> tuple[DeviceRecord, ...]:
+    """The claim's devices as they were planned: what was created before the reboot is gone."""
+    return tuple(
+        dataclasses.replace(
+            d, hardware=dataclasses.replace(d.hardware, gpu_instance_id=None, compute_instance_id=None, mig_uuid=None)
         )
-        driver.checkpoint.remove(uid)
-        driver.checkpoint.start(record.claim, devices)
-        done = [driver.hardware.apply(d) for d in devices]
-        driver.write_cdi(record.claim, driver.inventory(), tuple(done))
-        count += 1
+        if isinstance(d.hardware, MigPartition) and d.hardware.created
+        else d
+        for d in record.devices
+    )
+
+
+def _reprepare_after_reboot(driver: GpuDriver) -> int:
+    """Prepare every completed claim again. The boot is acknowledged first, so a crash half-way leaves
+    ordinary interrupted prepares (rolled back at the next start), never a second re-prepare loop."""
+    ckpt = driver.checkpoint
+    records = [r for r in ckpt.claims().values() if r.state == "PrepareCompleted"]
+    for record in records:
+        ckpt.remove(record.claim.uid)
+        ckpt.start(record.claim, _reset(record))
+    ckpt.acknowledge_boot()
+    count = 0
+    for record in records:
+        done: list[DeviceRecord] = []
+        try:
+            for device in _reset(record):
+                done.append(driver.hardware.apply(device))
+                ckpt.progress(record.claim.uid, (*done, *_reset(record)[len(done) :]))
+            driver.write_cdi(record.claim, driver.inventory(), tuple(done))
+            count += 1
+        except Exception:
+            log.exception(
+                "could not prepare claim %s again after the reboot; dropping it (the kubelet retries)", record.claim
+            )
+            driver.roll_back(ckpt.get(record.claim.uid), done)
     return count
 
 
@@ -73,7 +89,8 @@ def _reset_unused_intervals(driver: GpuDriver) -> None:
         if isinstance(d.hardware, TimeSliceReplica)
     }
     for gpu in driver.inventory().gpus:
-        if gpu.uuid not in in_use and driver.hardware.time_slicer.interval(gpu.uuid) not in ("Default", "unknown"):
+        # "unknown": nvidia-smi cannot report it, so reset it whenever no claim time-slices the GPU
+        if gpu.uuid not in in_use and driver.hardware.time_slicer.interval(gpu.uuid) != "Default":
             log.warning("resetting the time-slice interval of GPU %d: no claim uses it", gpu.index)
             driver.hardware.time_slicer.set_interval(gpu.uuid, "Default")
 
@@ -86,7 +103,6 @@ def repair(driver: GpuDriver, dynamic_mig_gpus: Iterable[int]) -> RepairReport:
             if record.state != "PrepareCompleted":
                 ckpt.remove(uid)
         reprepared = _reprepare_after_reboot(driver)
-        ckpt.acknowledge_boot()
     rolled_back = 0
     for record in list(ckpt.claims().values()):
         if record.state == "PrepareStarted":

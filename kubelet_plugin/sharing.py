@@ -4,7 +4,9 @@ The time-slice interval is a GPU-wide setting (``nvidia-smi compute-policy --set
 sharing a GPU must agree on it. Where ``nvidia-smi`` is absent (the sandbox's simulated GPUs) the
 interval is recorded in a state file instead, so the same logic is exercised and observable.
 MPS puts the GPU in EXCLUSIVE_PROCESS compute mode (through NVML) and hands each claim its MPS pipe
-directory and limits through CDI environment variables.
+directory and limits through CDI environment variables. Starting the MPS control daemon itself
+(``nvidia-cuda-mps-control``) is not implemented yet: on a real GPU a claim with MPS sharing gets the
+settings but no daemon.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,23 +48,26 @@ class RecordingTimeSlicer:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()  # claims on different GPUs update the one file concurrently
 
     def _read(self) -> dict[str, str]:
         data: dict[str, str] = json.loads(self.path.read_text()) if self.path.exists() else {}
         return data
 
     def set_interval(self, gpu_uuid: str, interval: str) -> None:
-        data = self._read()
-        if interval == "Default":
-            data.pop(gpu_uuid, None)
-        else:
-            data[gpu_uuid] = interval
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, sort_keys=True))
-        tmp.replace(self.path)
+        with self._lock:
+            data = self._read()
+            if interval == "Default":
+                data.pop(gpu_uuid, None)
+            else:
+                data[gpu_uuid] = interval
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, sort_keys=True))
+            tmp.replace(self.path)
 
     def interval(self, gpu_uuid: str) -> str:
-        return self._read().get(gpu_uuid, "Default")
+        with self._lock:
+            return self._read().get(gpu_uuid, "Default")
 
 
 def choose_time_slicer(state_dir: Path) -> TimeSlicer:
@@ -88,20 +94,7 @@ def check_interval(uses: Iterable[TimeSliceUse], gpu_uuid: str, interval: str, c
     conflicting = sorted({u.interval for u in others if u.interval != interval})
     if conflicting:
         raise IntervalConflict(
-            f"GPU {gpu_uuid} is time-sliced with interval {conflicting[0]} by {len(others)} other claim(s); "
+            f"GPU {gpu_uuid} is time-sliced with interval {conflicting[0]} by {len({u.claim_uid for u in others})} "
+            "other claim(s); "
             f"this claim asks for {interval}: use the same interval or a different GPU"
         )
-
-
-def mps_environment(
-    claim_uid: str, mig_or_gpu_uuid: str, thread_percentage: int | None, pinned_limit: str | None
-) -> tuple[str, ...]:
-    env = [
-        f"CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps-{claim_uid}",
-        f"CUDA_MPS_LOG_DIRECTORY=/tmp/nvidia-mps-{claim_uid}/log",
-    ]
-    if thread_percentage is not None:
-        env.append(f"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE={thread_percentage}")
-    if pinned_limit is not None:
-        env.append(f"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT={mig_or_gpu_uuid}={pinned_limit}")
-    return tuple(env)

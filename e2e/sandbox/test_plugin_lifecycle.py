@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -94,21 +95,24 @@ def test_health_stream_reports_a_lost_gpu_to_the_kubelet(node: tuple[SimNode, Pl
     )
 
 
-def test_two_plugin_pods_on_one_node_do_not_clash(node: tuple[SimNode, PluginNode], kube: Kube) -> None:
+def test_a_second_plugin_pod_waits_for_the_first_then_takes_over(node: tuple[SimNode, PluginNode], kube: Kube) -> None:
     sim, old = node
     old.start(kube)
     until(lambda: sim.kubelet.watcher.plugin(DRIVER), "old plugin registered")
     new = PluginNode(old.name, old.root, old.kubeconfig, old.machine, old.mode)
-    new.start(kube)
+    new.start(kube, wait=False)  # a rolling update starts the new pod while the old one runs
     try:
+        time.sleep(3)
         assert old.alive() and new.alive()
-        assert old.dra_socket() != new.dra_socket() and old.dra_socket().exists() and new.dra_socket().exists()
+        assert not new.dra_socket().exists(), "the new pod must not touch the node's state while the old one runs"
+        assert "waiting for it to exit" in new.log_text()
         old.stop()  # the rolling update retires the old pod
+        until(lambda: new.dra_socket().exists(), "new plugin serving", timeout=60)
         until(
             lambda: (p := sim.kubelet.watcher.plugin(DRIVER)) and p.endpoint == str(new.dra_socket()),
             "kubelet talks to the new plugin",
         )
-        assert new.dra_socket().exists()
+        assert new.dra_socket() != old.dra_socket()
     finally:
         new.stop()
 

@@ -129,6 +129,7 @@ class SimulatedKubelet:
 
     def _start(self, pod: Obj) -> None:
         claims = self._claims_of(pod)
+        self._prepared[pod["metadata"]["uid"]] = claims  # like the kubelet's claim cache: recorded before prepare
         errors = []
         for driver in sorted({c.driver for c in claims}):
             refs = [c.ref for c in claims if c.driver == driver]
@@ -144,7 +145,6 @@ class SimulatedKubelet:
                     errors.append(f"prepare claim {ref.namespace}/{ref.name}: {result.error}")
         if errors:
             raise RuntimeError("; ".join(errors))
-        self._prepared[pod["metadata"]["uid"]] = claims
         self._mark_running(pod)
 
     def _mark_running(self, pod: Obj) -> None:

@@ -83,7 +83,8 @@ class PluginWatcher:
         self.registry_dir = registry_dir
         self.poll_s = poll_s
         self.on_change = on_change
-        self._plugins: dict[str, Plugin] = {}  # driver -> plugin
+        self._plugins: dict[str, Plugin] = {}  # driver -> the plugin in use (the newest registration)
+        self._registered: dict[Path, Plugin] = {}  # registration socket -> plugin
         self._failed: dict[Path, float] = {}  # socket -> mtime of a socket that failed registration
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -98,9 +99,10 @@ class PluginWatcher:
         self._stop.set()
         self._thread.join(timeout=5)
         with self._lock:
-            for plugin in self._plugins.values():
+            for plugin in self._registered.values():
                 plugin.channel.close()
             self._plugins.clear()
+            self._registered.clear()
 
     def plugin(self, driver: str) -> Plugin | None:
         with self._lock:
@@ -118,18 +120,25 @@ class PluginWatcher:
                 log.exception("plugin watcher scan failed")
 
     def scan(self) -> None:
+        """Register sockets once each; a driver's newest registration wins; a removed socket deregisters."""
         sockets = {p for p in self.registry_dir.glob("*.sock") if p.is_socket()}
         changed = False
         with self._lock:
-            for driver, plugin in list(self._plugins.items()):
-                if plugin.registration_socket not in sockets:
-                    log.info("plugin %s deregistered (socket %s removed)", driver, plugin.registration_socket)
-                    plugin.channel.close()
-                    del self._plugins[driver]
-                    self.unreachable_since.setdefault(driver, time.monotonic())
+            for sock in list(self._registered):
+                if sock not in sockets:
+                    gone = self._registered.pop(sock)
+                    gone.channel.close()
+                    log.info("plugin %s deregistered (socket %s removed)", gone.driver, sock)
                     changed = True
-            known = {p.registration_socket for p in self._plugins.values()}
-        for sock in sorted(sockets - known):
+                    if self._plugins.get(gone.driver) is gone:
+                        del self._plugins[gone.driver]
+                        successors = [p for p in self._registered.values() if p.driver == gone.driver]
+                        if successors:
+                            self._plugins[gone.driver] = successors[-1]
+                        else:
+                            self.unreachable_since.setdefault(gone.driver, time.monotonic())
+            known = set(self._registered)
+        for sock in sorted(sockets - known, key=lambda p: p.stat().st_mtime):
             mtime = sock.stat().st_mtime
             if self._failed.get(sock) == mtime:
                 continue
@@ -139,9 +148,7 @@ class PluginWatcher:
                 continue
             plugin = registered
             with self._lock:
-                old = self._plugins.get(plugin.driver)
-                if old is not None:
-                    old.channel.close()
+                self._registered[sock] = plugin
                 self._plugins[plugin.driver] = plugin
                 self.unreachable_since.pop(plugin.driver, None)
             if plugin.health_supported:
