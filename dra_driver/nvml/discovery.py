@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterator
 from typing import Any
 
 import pynvml
@@ -43,7 +44,7 @@ def _gpu(nvml: Nvml, index: int) -> Gpu:
     mig_enabled = bool(mig_mode and mig_mode[0])
     uuid = str(nvml.call("nvmlDeviceGetUUID", h))
     profiles = mig_profiles(nvml, h) if mig_enabled else ()
-    instances = _gpu_instances(nvml, h, profiles)
+    instances = gpu_instances(nvml, h, profiles)
     return Gpu(
         index=index,
         minor=int(nvml.call("nvmlDeviceGetMinorNumber", h)),
@@ -125,7 +126,7 @@ def _placements(nvml: Nvml, h: Any, profile_id: int) -> tuple[Placement, ...]:
     return tuple(Placement(int(p.start), int(p.size)) for p in buf[: count.value])
 
 
-def _gpu_instances(nvml: Nvml, h: Any, profiles: tuple[MigProfile, ...]) -> tuple[GpuInstance, ...]:
+def gpu_instances(nvml: Nvml, h: Any, profiles: tuple[MigProfile, ...]) -> tuple[GpuInstance, ...]:
     found = []
     for profile in profiles:
         count = ctypes.c_uint(profile.instance_count)
@@ -141,19 +142,23 @@ def _gpu_instances(nvml: Nvml, h: Any, profiles: tuple[MigProfile, ...]) -> tupl
     return tuple(sorted(found, key=lambda g: g.id))
 
 
+def mig_device_handles(nvml: Nvml, h: Any) -> Iterator[Any]:
+    """The handles of the GPU's MIG devices (NVML leaves gaps: NOT_FOUND indices are skipped)."""
+    for i in range(int(nvml.call("nvmlDeviceGetMaxMigDeviceCount", h))):
+        try:
+            yield nvml.call("nvmlDeviceGetMigDeviceHandleByIndex", h, i)
+        except errors.NvmlError as exc:
+            if exc.code != pynvml.NVML_ERROR_NOT_FOUND:
+                raise
+
+
 def _mig_devices(
     nvml: Nvml, h: Any, parent_uuid: str, profiles: tuple[MigProfile, ...], gpu_instances: tuple[GpuInstance, ...]
 ) -> tuple[MigDevice, ...]:
     by_id = {p.profile_id: p for p in profiles}
     instances = {gi.id: gi for gi in gpu_instances}
     devices = []
-    for i in range(int(nvml.call("nvmlDeviceGetMaxMigDeviceCount", h))):
-        try:
-            mig = nvml.call("nvmlDeviceGetMigDeviceHandleByIndex", h, i)
-        except errors.NvmlError as exc:
-            if exc.code == pynvml.NVML_ERROR_NOT_FOUND:
-                continue
-            raise
+    for mig in mig_device_handles(nvml, h):
         gi_id = int(nvml.call("nvmlDeviceGetGpuInstanceId", mig))
         attrs = nvml.call("nvmlDeviceGetAttributes", mig)
         gi = instances[gi_id]

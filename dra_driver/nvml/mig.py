@@ -15,7 +15,8 @@ import pynvml
 
 from dra_driver import errors
 from dra_driver.inventory import MigProfile
-from dra_driver.nvml.discovery import mig_profiles
+from dra_driver.nvml.discovery import gpu_instances as discovered_instances
+from dra_driver.nvml.discovery import mig_device_handles, mig_profiles
 from dra_driver.nvml.session import Nvml
 
 
@@ -64,17 +65,9 @@ def _full_ci_profile_id(nvml: Nvml, gi: Any) -> int:
 
 
 def _mig_uuid(nvml: Nvml, h: Any, gi_id: int, ci_id: int) -> str:
-    for index in range(int(nvml.call("nvmlDeviceGetMaxMigDeviceCount", h))):
-        try:
-            mig = nvml.call("nvmlDeviceGetMigDeviceHandleByIndex", h, index)
-        except errors.NvmlError as exc:
-            if exc.code == pynvml.NVML_ERROR_NOT_FOUND:
-                continue
-            raise
-        if (nvml.call("nvmlDeviceGetGpuInstanceId", mig), nvml.call("nvmlDeviceGetComputeInstanceId", mig)) == (
-            gi_id,
-            ci_id,
-        ):
+    for mig in mig_device_handles(nvml, h):
+        ids = (nvml.call("nvmlDeviceGetGpuInstanceId", mig), nvml.call("nvmlDeviceGetComputeInstanceId", mig))
+        if ids == (gi_id, ci_id):
             return str(nvml.call("nvmlDeviceGetUUID", mig))
     raise errors.NvmlError(
         "nvmlDeviceGetMigDeviceHandleByIndex",
@@ -127,12 +120,6 @@ def destroy_partition(nvml: Nvml, gpu_index: int, gpu_instance_id: int) -> bool:
 def gpu_instances(nvml: Nvml, gpu_index: int) -> list[tuple[int, str, int]]:
     """(GPU instance id, profile name, placement start) of every GPU instance on the GPU."""
     h = nvml.device(gpu_index)
-    out = []
-    for p in mig_profiles(nvml, h):
-        count = ctypes.c_uint(8)
-        buf = (pynvml.c_nvmlGpuInstance_t * 8)()
-        nvml.call("nvmlDeviceGetGpuInstances", h, p.profile_id, buf, ctypes.byref(count))
-        for gi in buf[: count.value]:
-            info = nvml.call("nvmlGpuInstanceGetInfo", gi)
-            out.append((int(info.id), p.name, int(info.placement.start)))
-    return sorted(out)
+    profiles = mig_profiles(nvml, h)
+    names = {p.profile_id: p.name for p in profiles}
+    return [(gi.id, names[gi.profile_id], gi.placement.start) for gi in discovered_instances(nvml, h, profiles)]
