@@ -19,13 +19,13 @@ setup() {
         touch "$stamp"
     fi
     echo "==> building the simulated NVML library"
-    "$PY" -m dra_driver.nvml_sim.build
+    "$PY" -m nvml_sim.build
 }
 
 demo() {
     setup
     echo "==> control-plane binaries (built once into ~/.cache/dra-driver; minutes the first time)"
-    "$PY" -m dra_driver.sandbox.binaries
+    "$PY" -m sandbox.binaries
     "$VENV/bin/dra-gpu" demo "$@"
 }
 
@@ -35,7 +35,7 @@ test_all() {
     echo "==> mypy";        "$VENV/bin/mypy"
     echo "==> import layers"; "$VENV/bin/lint-imports"
     echo "==> control-plane binaries for the sandbox tests (built once into ~/.cache/dra-driver)"
-    "$PY" -m dra_driver.sandbox.binaries
+    "$PY" -m sandbox.binaries
     echo "==> pytest"
     local rc=0
     "$PY" -m pytest "$@" || rc=$?

@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from api.partitioning import GpuMode, Mig, Whole
-from controller.allocator import ClusterState, Node, Unsatisfiable, allocate, cluster_state
-from dra_driver.capabilities import Capabilities
 from dra_driver.cel import compile_selector
 from dra_driver.classes import device_classes
 from dra_driver.inventory import Inventory
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
-from dra_driver.nvml_sim.control import SimulatedMachine
+from dra_driver.resourceslice.capabilities import Capabilities
+from dra_driver.resourceslice.render import render
 from dra_driver.slices.builder import build_pool
-from dra_driver.slices.render import render
+from dra_driver.structured import ClusterState, Node, Unsatisfiable, allocate, cluster_state
+from nvml_sim.control import SimulatedMachine
 
 D = "gpu.dra-driver.dev"
 Obj = dict[str, Any]

@@ -19,7 +19,7 @@ import pynvml
 
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
-from dra_driver.nvml_sim.control import SimulatedMachine
+from nvml_sim.control import SimulatedMachine
 
 
 def _timed(fn: Callable[[], object], repeat: int) -> list[float]:

@@ -22,14 +22,14 @@ from typing import Any
 
 import grpc
 
-from api import kubelet as proto
 from api.gen.dra.v1 import api_pb2_grpc
 from api.partitioning import Mig, Whole
 from dra_driver.k8s import Kube
-from dra_driver.sandbox.binaries import find_or_build
-from dra_driver.sandbox.controlplane import ControlPlane
-from dra_driver.sandbox.nodes import register_node
+from dra_driver.kubeletplugin import protocol as proto
 from e2e.plugin_node import DRIVER, PluginNode
+from sandbox.binaries import find_or_build
+from sandbox.controlplane import ControlPlane
+from sandbox.nodes import register_node
 
 R = "/apis/resource.k8s.io/v1"
 

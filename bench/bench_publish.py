@@ -16,16 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from api.partitioning import Mig, Whole
-from dra_driver.capability_probe import probe
 from dra_driver.k8s import Kube
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
-from dra_driver.nvml_sim.control import SimulatedMachine
-from dra_driver.sandbox.binaries import find_or_build
-from dra_driver.sandbox.controlplane import ControlPlane
+from dra_driver.resourceslice.probe import probe
+from dra_driver.resourceslice.publisher import SlicePublisher
+from dra_driver.resourceslice.render import render
 from dra_driver.slices.builder import build_pool
-from dra_driver.slices.publisher import SlicePublisher
-from dra_driver.slices.render import render
+from nvml_sim.control import SimulatedMachine
+from sandbox.binaries import find_or_build
+from sandbox.controlplane import ControlPlane
 
 DRIVER = "gpu.dra-driver.dev"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dra_driver.capabilities import Capabilities
+from dra_driver.resourceslice.capabilities import Capabilities
 from dra_driver.slices.devices import label
 
 DEFAULT_DRIVER = "gpu.dra-driver.dev"

@@ -21,10 +21,10 @@ from dra_driver.inventory import Inventory
 from dra_driver.k8s import Kube
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
-from dra_driver.nvml_sim.control import SimulatedMachine
-from dra_driver.sandbox.kubelet.kubelet import SimulatedKubelet
-from dra_driver.sandbox.nodes import register_node
-from dra_driver.sandbox.pytest_fixtures import Sandbox, sandbox, sandbox_nodes, sandbox_profile  # noqa: F401
+from e2e.fixtures import Sandbox, sandbox, sandbox_nodes, sandbox_profile  # noqa: F401
+from nvml_sim.control import SimulatedMachine
+from sandbox.kubelet.kubelet import SimulatedKubelet
+from sandbox.nodes import register_node
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ import yaml
 
 from api.partitioning import API_VERSION, KIND, GpuMode
 from dra_driver.k8s import Kube
-from dra_driver.nvml_sim.control import SimulatedMachine
 from e2e.wait import until
+from nvml_sim.control import SimulatedMachine
 
 DRIVER = "gpu.dra-driver.dev"
 

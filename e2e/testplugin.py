@@ -15,11 +15,11 @@ from typing import Any
 
 import grpc
 
-from api import kubelet as proto
 from api.gen.dra.v1 import api_pb2_grpc as v1_grpc
 from api.gen.dra.v1beta1 import api_pb2_grpc as v1beta1_grpc
 from api.gen.pluginregistration.v1 import api_pb2 as reg_pb
 from api.gen.pluginregistration.v1 import api_pb2_grpc as reg_grpc
+from dra_driver.kubeletplugin import protocol as proto
 
 
 @dataclass

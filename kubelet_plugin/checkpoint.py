@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 
 from api.config import strict
 from api.errors import ConfigError
-from api.kubelet import ClaimRef
 from dra_driver.cdi.atomic import write_atomically
 from dra_driver.errors import FatalError
+from dra_driver.kubeletplugin.protocol import ClaimRef
 from kubelet_plugin.records import (
     HARDWARE_KEYS,
     STATES,

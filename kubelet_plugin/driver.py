@@ -15,10 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import api.errors
-from api.kubelet import ClaimRef, PreparedDevice, PrepareResult
 from dra_driver import cdi, errors
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import ApiError, Kube
+from dra_driver.kubeletplugin.protocol import ClaimRef, PreparedDevice, PrepareResult
 from kubelet_plugin.cdi_specs import claim_kind, claim_spec, device_uuid
 from kubelet_plugin.checkpoint import Checkpoint
 from kubelet_plugin.hardware import HardwareOps

@@ -7,7 +7,7 @@ import logging
 from collections.abc import MutableMapping
 from typing import Any
 
-from api.kubelet import ClaimRef
+from dra_driver.kubeletplugin.protocol import ClaimRef
 
 _CONTEXT = ("claim_uid", "claim")
 

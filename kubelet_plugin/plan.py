@@ -14,9 +14,9 @@ from typing import Any, assert_never
 from api.config.resolve import DeviceType, resolve_allocation
 from api.config.v1alpha1 import DriverConfig, Mps, TimeSlicing
 from api.errors import ConfigError
-from api.kubelet import ClaimRef
 from dra_driver.inventory import Gpu, Inventory
-from dra_driver.slices import quantity
+from dra_driver.kubeletplugin.protocol import ClaimRef
+from dra_driver.resourceslice import quantity
 from dra_driver.slices.devices import label
 from dra_driver.slices.names import DeviceRef, MigRef, SharedRef, TimeSliceRef, WholeRef, parse_device_name
 from kubelet_plugin.records import (

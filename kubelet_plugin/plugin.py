@@ -19,20 +19,20 @@ from typing import IO, Any
 import yaml
 
 from api.partitioning import GpuMode, Mig, PartitioningConfig, parse_config
-from dra_driver.capability_probe import probe
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import Kube
+from dra_driver.kubeletplugin.server import PluginServer
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
+from dra_driver.resourceslice.probe import probe
+from dra_driver.resourceslice.publisher import SlicePublisher
 from dra_driver.slices.builder import build_pool
-from dra_driver.slices.publisher import SlicePublisher
 from kubelet_plugin import logs
 from kubelet_plugin.cdi_specs import read_mig_minors
 from kubelet_plugin.checkpoint import Checkpoint, read_boot_id
 from kubelet_plugin.driver import GpuDriver
 from kubelet_plugin.hardware import HardwareOps
 from kubelet_plugin.repair import repair
-from kubelet_plugin.server import PluginServer
 from kubelet_plugin.settings import Settings, parse
 from kubelet_plugin.sharing import choose_time_slicer
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from api.kubelet import ClaimRef, PreparedDevice
+from dra_driver.kubeletplugin.protocol import ClaimRef, PreparedDevice
 
 State: TypeAlias = Literal["PrepareStarted", "PrepareCompleted"]
 STATES: tuple[State, ...] = ("PrepareStarted", "PrepareCompleted")

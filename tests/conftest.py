@@ -8,7 +8,7 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from dra_driver.nvml_sim.control import SimulatedMachine
+from nvml_sim.control import SimulatedMachine
 
 MachineFactory = Callable[..., SimulatedMachine]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from api.kubelet import ClaimRef, PreparedDevice
 from dra_driver.cdi import atomic
+from dra_driver.kubeletplugin.protocol import ClaimRef, PreparedDevice
 from kubelet_plugin.checkpoint import (
     Checkpoint,
     CorruptCheckpoint,

@@ -15,8 +15,8 @@ from dra_driver import errors
 from dra_driver.inventory import Placement, inventory_json
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
-from dra_driver.nvml_sim.control import SimulatedMachine
-from dra_driver.nvml_sim.hardware import MACHINE_PROFILES
+from nvml_sim.control import SimulatedMachine
+from nvml_sim.hardware import MACHINE_PROFILES
 from tests.conftest import MachineFactory
 from tests.nvml_sim.helpers import create_full_ci, create_gi, placement
 
@@ -113,7 +113,7 @@ def test_inventory_json_has_the_documented_fields(machine: MachineFactory) -> No
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dra_driver.cli.main", *args],
+        [sys.executable, "-m", "cli.main", *args],
         capture_output=True,
         text=True,
         env=env or dict(os.environ),

@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 
 from api.partitioning import GpuMode, Mig, Whole
-from controller import explain_cli
-from controller.explain_cli import Inputs, analyse, read_inputs, render_json, render_table
-from dra_driver.capabilities import Capabilities
+from cli import explain as explain_cli
+from cli import explain_cmd
+from cli.explain import Inputs, analyse, read_inputs, render_json, render_table
 from dra_driver.classes import device_classes
-from dra_driver.cli import explain_cmd
 from dra_driver.errors import FatalError
 from dra_driver.inventory import Inventory
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
+from dra_driver.resourceslice.capabilities import Capabilities
+from dra_driver.resourceslice.render import render
 from dra_driver.slices.builder import build_pool
-from dra_driver.slices.render import render
 from tests.conftest import MachineFactory
 
 D = "gpu.dra-driver.dev"
@@ -232,5 +232,5 @@ def test_the_sub_command_runs_the_controller_implementation(monkeypatch: pytest.
 
 
 def test_declaring_the_sub_command_does_not_import_the_controller() -> None:
-    code = "import sys, dra_driver.cli.explain_cmd; sys.exit(any(m.startswith('controller') for m in sys.modules))"
+    code = "import sys, cli.explain_cmd; sys.exit(any(m.startswith('controller') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

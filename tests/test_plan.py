@@ -7,8 +7,8 @@ from typing import Any
 import pynvml
 import pytest
 
-from api.kubelet import ClaimRef
 from dra_driver.inventory import Inventory
+from dra_driver.kubeletplugin.protocol import ClaimRef
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
 from kubelet_plugin.hardware import HardwareOps

@@ -1,4 +1,4 @@
-"""Regenerate dra_driver/nvml_sim/gpu_models.json from ../shared/hardware/mig-profiles.json.
+"""Regenerate nvml_sim/gpu_models.json from ../shared/hardware/mig-profiles.json.
 
 Usage: python tools/import_gpu_models.py [PATH_TO_mig-profiles.json]
 

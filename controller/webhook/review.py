@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.config import strict
+from api.config.entries import config_errors
 from api.errors import ConfigError
-from controller.lint.configs import config_errors
 
 API_VERSION = "admission.k8s.io/v1"
 GROUP = "resource.k8s.io"

@@ -1,7 +1,7 @@
 """TLS for the webhook: a server context from certificate files, rebuilt when the files change (cert-manager
 and kubelet secret updates rotate them in place), and a self-signed CA + serving certificate for development.
 
-The sandbox has its own PKI (``dra_driver.sandbox.pki``) for the cluster's identities; this is one CA and
+The sandbox has its own PKI (``sandbox.pki``) for the cluster's identities; this is one CA and
 one serving certificate, nothing else, so the webhook does not depend on sandbox code.
 """
 

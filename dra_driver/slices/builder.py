@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from api.partitioning import GpuMode, Mig, Shared, TimeSlice, Whole
-from dra_driver.capabilities import Capabilities
 from dra_driver.errors import ConfigError
 from dra_driver.inventory import Gpu, Inventory
+from dra_driver.resourceslice.capabilities import Capabilities
+from dra_driver.resourceslice.model import CounterSet, Device, Pool, SliceContent
 from dra_driver.slices import devices as dev
-from dra_driver.slices.model import CounterSet, Device, Pool, SliceContent
 
 MAX_DEVICES = 128
 MAX_DEVICES_WITH_COUNTERS = 64

@@ -7,8 +7,16 @@ Names (DNS labels, stable): ``gpu-<minor>``, ``gpu-<minor>-mig-<profile>-<start>
 from __future__ import annotations
 
 from dra_driver.inventory import Gpu, Inventory, MigDevice, MigProfile
-from dra_driver.slices import quantity
-from dra_driver.slices.model import Attr, Capacity, CounterConsumption, CounterSet, Device, RequestPolicy, Version
+from dra_driver.resourceslice import quantity
+from dra_driver.resourceslice.model import (
+    Attr,
+    Capacity,
+    CounterConsumption,
+    CounterSet,
+    Device,
+    RequestPolicy,
+    Version,
+)
 
 STANDARD = "resource.kubernetes.io"
 BRANDS = {2: "Tesla", 14: "NVIDIA", 1: "Quadro", 5: "GeForce"}

@@ -1,4 +1,4 @@
-"""Rules every allocation must satisfy, checked without any code of ``controller.allocator``. Pure.
+"""Rules every allocation must satisfy, checked without any code of ``dra_driver.structured``. Pure.
 
 Input is API JSON as the server returns it: the node's ResourceSlices, the DeviceClasses, the claims that
 were already allocated, the claims being allocated and, per claim, the ``results`` to check (ours or the

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.partitioning import GpuMode, Mig, Shared, TimeSlice, Whole
-from dra_driver.capabilities import Capabilities
 from dra_driver.inventory import Inventory
+from dra_driver.resourceslice.capabilities import Capabilities
+from dra_driver.resourceslice.render import render
 from dra_driver.slices.builder import build_pool
-from dra_driver.slices.render import render
 
 DRIVER = "gpu.dra-driver.dev"
 Obj = dict[str, Any]

@@ -25,12 +25,12 @@ from typing import Any, TypeVar
 
 from kubernetes.client import ApiClient
 
-from controller.allocator import Allocation, Failed, Outcome, allocate_claims, cluster_state, parse_node
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import ApiError, Kube
-from dra_driver.sandbox.nodes import register_node
+from dra_driver.structured import Allocation, Failed, Outcome, allocate_claims, cluster_state, parse_node
 from e2e.differential import checker, machines
 from e2e.differential.scenarios import Scenario
+from sandbox.nodes import register_node
 
 R = "/apis/resource.k8s.io/v1"
 Obj = dict[str, Any]

@@ -17,16 +17,16 @@ import threading
 import grpc
 import pytest
 
-from api import kubelet as proto
 from api.gen.dra.v1 import api_pb2_grpc
 from api.partitioning import Mig
 from dra_driver.classes import class_name
 from dra_driver.k8s import Kube
-from dra_driver.sandbox.nodes import register_node
-from dra_driver.sandbox.pytest_fixtures import Sandbox
+from dra_driver.kubeletplugin import protocol as proto
+from e2e.fixtures import Sandbox
 from e2e.plugin_node import PluginNode
 from e2e.wait import until
 from kubelet_plugin.checkpoint import Checkpoint, MigPartition
+from sandbox.nodes import register_node
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.usefixtures("device_classes_installed")]
 R = "/apis/resource.k8s.io/v1"

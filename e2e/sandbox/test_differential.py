@@ -32,11 +32,11 @@ from dra_driver.inventory import Inventory
 from dra_driver.k8s import Kube
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
-from dra_driver.nvml_sim.control import SimulatedMachine
-from dra_driver.nvml_sim.hardware import MACHINE_PROFILES
-from dra_driver.sandbox.pytest_fixtures import Sandbox
 from e2e.differential import scenarios
 from e2e.differential.sandbox_run import EVICTED, Context, Poller, Record, run_scenario
+from e2e.fixtures import Sandbox
+from nvml_sim.control import SimulatedMachine
+from nvml_sim.hardware import MACHINE_PROFILES
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.usefixtures("device_classes_installed")]
 

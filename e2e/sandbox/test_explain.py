@@ -22,14 +22,14 @@ import pytest
 import yaml
 
 from api.partitioning import GpuMode, Mig, Whole
-from dra_driver.cli import explain_cmd
+from cli import explain_cmd
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import Kube
-from dra_driver.sandbox.nodes import register_node
-from dra_driver.sandbox.pytest_fixtures import Sandbox
 from e2e import claims as pods_and_claims
 from e2e.differential import machines
+from e2e.fixtures import Sandbox
 from e2e.wait import until
+from sandbox.nodes import register_node
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed")]
 R = "/apis/resource.k8s.io/v1"

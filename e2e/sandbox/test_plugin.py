@@ -11,13 +11,13 @@ import yaml
 
 from api.partitioning import GpuMode, Mig, TimeSlice, Whole
 from dra_driver.classes import class_name
-from dra_driver.demo import EXAMPLES, apply
 from dra_driver.k8s import Kube
-from dra_driver.sandbox.pytest_fixtures import Sandbox
 from e2e import claims
 from e2e.conftest import SimNode
+from e2e.fixtures import Sandbox
 from e2e.plugin_node import DRIVER, PluginNode
 from e2e.wait import until
+from sandbox.demo import EXAMPLES, apply
 from tests.cdi.schema_check import schema_errors
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed")]

@@ -13,9 +13,9 @@ import pytest
 from api.partitioning import Mig, Whole
 from dra_driver.classes import class_name
 from dra_driver.k8s import Kube
-from dra_driver.sandbox.pytest_fixtures import Sandbox
 from e2e import claims
 from e2e.conftest import SimNode
+from e2e.fixtures import Sandbox
 from e2e.plugin_node import DRIVER, PluginNode
 from e2e.wait import until
 

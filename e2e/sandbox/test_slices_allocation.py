@@ -8,19 +8,19 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from api.partitioning import GpuMode, Mig, Shared, TimeSlice, Whole
-from dra_driver.capabilities import Capabilities
-from dra_driver.capability_probe import probe
 from dra_driver.classes import class_name
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import Kube
-from dra_driver.nvml_sim.hardware import MACHINE_PROFILES
+from dra_driver.resourceslice.capabilities import Capabilities
+from dra_driver.resourceslice.probe import probe
+from dra_driver.resourceslice.publisher import SlicePublisher
+from dra_driver.resourceslice.render import render
 from dra_driver.slices.builder import build_pool
-from dra_driver.slices.publisher import SlicePublisher
-from dra_driver.slices.render import render
 from e2e import claims
 from e2e.conftest import SimNode
 from e2e.testplugin import TestPlugin
 from e2e.wait import until
+from nvml_sim.hardware import MACHINE_PROFILES
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed")]
 DRIVER = "gpu.dra-driver.dev"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from controller.allocator import ClusterState, Node, cluster_state
+from dra_driver.structured import ClusterState, Node, cluster_state
 
 DRIVER = "gpu.dra-driver.dev"
 NODE = Node("node-1", {"kubernetes.io/hostname": "node-1", "zone": "a"})

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from controller.allocator import Allocation, Failed, Node, Unsatisfiable, allocate, allocate_claims
-from controller.allocator.reasons import ClassNotFound, DevicesInUse, NoMatchingDevice, NotEnoughDevices
+from dra_driver.structured import Allocation, Failed, Node, Unsatisfiable, allocate, allocate_claims
+from dra_driver.structured.reasons import ClassNotFound, DevicesInUse, NoMatchingDevice, NotEnoughDevices
 from tests.allocator.builders import (
     DRIVER,
     NODE,

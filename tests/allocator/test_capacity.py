@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.allocator import Allocation, ClusterState, Failed, Unsatisfiable, allocate
-from controller.allocator.reasons import CapacityExhausted
+from dra_driver.structured import Allocation, ClusterState, Failed, Unsatisfiable, allocate
+from dra_driver.structured.reasons import CapacityExhausted
 from tests.allocator.builders import (
     NODE,
     allocated,

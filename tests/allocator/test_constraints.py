@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from controller.allocator import Allocation, Failed, Unsatisfiable, allocate
-from controller.allocator.reasons import ConstraintNotSatisfied
+from dra_driver.structured import Allocation, Failed, Unsatisfiable, allocate
+from dra_driver.structured.reasons import ConstraintNotSatisfied
 from tests.allocator.builders import (
     DRIVER,
     NODE,

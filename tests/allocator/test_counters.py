@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.allocator import Allocation, ClusterState, Unsatisfiable, allocate
-from controller.allocator.reasons import CountersExhausted, NotEnoughDevices
+from dra_driver.structured import Allocation, ClusterState, Unsatisfiable, allocate
+from dra_driver.structured.reasons import CountersExhausted, NotEnoughDevices
 from tests.allocator.builders import (
     DRIVER,
     NODE,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from controller.allocator import Allocation, Failed, Unsatisfiable, explain
-from controller.allocator.evaluate import IN_USE, NO_COUNTERS, TAINTED, USABLE
-from controller.allocator.reasons import CountersExhausted, DevicesContended
+from dra_driver.structured import Allocation, Failed, Unsatisfiable, explain
+from dra_driver.structured.evaluate import IN_USE, NO_COUNTERS, TAINTED, USABLE
+from dra_driver.structured.reasons import CountersExhausted, DevicesContended
 from tests.allocator.builders import (
     DRIVER,
     NODE,

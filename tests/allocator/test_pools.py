@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from controller.allocator import Allocation, Failed, Node, Unsatisfiable, allocate
-from controller.allocator.pools import gather_pools
-from controller.allocator.reasons import IncompletePool, InvalidPool
+from dra_driver.structured import Allocation, Failed, Node, Unsatisfiable, allocate
+from dra_driver.structured.pools import gather_pools
+from dra_driver.structured.reasons import IncompletePool, InvalidPool
 from tests.allocator.builders import NODE, claim, cluster, device, exact, gpus, resource_slice
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from controller.allocator import Allocation, Failed, Unsatisfiable, allocate
-from controller.allocator.reasons import NotEnoughDevices
+from dra_driver.structured import Allocation, Failed, Unsatisfiable, allocate
+from dra_driver.structured.reasons import NotEnoughDevices
 from tests.allocator.builders import (
     DRIVER,
     NODE,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from controller.allocator import Allocation, ClusterState, Unsatisfiable, allocate
-from controller.allocator.model import Taint, Toleration
-from controller.allocator.reasons import TaintsNotTolerated
-from controller.allocator.taints import tolerates
+from dra_driver.structured import Allocation, ClusterState, Unsatisfiable, allocate
+from dra_driver.structured.model import Taint, Toleration
+from dra_driver.structured.reasons import TaintsNotTolerated
+from dra_driver.structured.taints import tolerates
 from tests.allocator.builders import NODE, claim, cluster, device, exact, first_available, resource_slice, sub
 
 BROKEN = {"key": "example.com/broken", "value": "ecc", "effect": "NoSchedule"}

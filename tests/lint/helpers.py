@@ -6,10 +6,10 @@ import functools
 from typing import Any
 
 from api.partitioning import parse_mode
-from controller.lint import Finding, Options, lint_documents, parse_documents
-from controller.lint.command import profile_environment
+from cli.lint import Finding, Options, lint_documents, parse_documents
+from cli.lint.command import profile_environment
+from cli.lint_cmd import EVERY_MODE, profile_slices
 from dra_driver.classes import device_classes
-from dra_driver.cli.lint_cmd import EVERY_MODE, profile_slices
 
 SHIPPED = {c["metadata"]["name"]: c for c in device_classes()}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dra_driver.cli import lint_cmd
+from cli import lint_cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = """apiVersion: resource.k8s.io/v1

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from controller.lint import Unreadable, parse_documents
+from cli.lint import Unreadable, parse_documents
 from tests.lint.helpers import lint
 
 CLAIM = {

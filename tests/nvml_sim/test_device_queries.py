@@ -10,7 +10,7 @@ import sys
 import pynvml
 import pytest
 
-from dra_driver.nvml_sim.hardware import MACHINE_PROFILES, gpu_models
+from nvml_sim.hardware import MACHINE_PROFILES, gpu_models
 from tests.conftest import MachineFactory
 
 EXPECTED = {

@@ -7,7 +7,7 @@ import ctypes
 import pynvml
 import pytest
 
-from dra_driver.nvml_sim.hardware import MACHINE_PROFILES, gpu_models
+from nvml_sim.hardware import MACHINE_PROFILES, gpu_models
 from tests.conftest import MachineFactory
 from tests.nvml_sim.helpers import create_full_ci, create_gi, placements
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pynvml
 
-from dra_driver.nvml_sim.control import SimulatedMachine
-from dra_driver.nvml_sim.store import WRITE_DELAY_ENV
+from nvml_sim.control import SimulatedMachine
+from nvml_sim.store import WRITE_DELAY_ENV
 from tests.conftest import MachineFactory
 from tests.nvml_sim.helpers import create_full_ci, create_gi
 

@@ -1,3 +1,3 @@
 """The sandbox fixtures come from the package so other test suites (e2e) can use the same ones."""
 
-from dra_driver.sandbox.pytest_fixtures import sandbox, sandbox_nodes, sandbox_profile  # noqa: F401
+from e2e.fixtures import sandbox, sandbox_nodes, sandbox_profile  # noqa: F401

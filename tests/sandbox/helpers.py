@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from dra_driver.sandbox import health
-from dra_driver.sandbox.instance import PidRecord, alive
-from dra_driver.sandbox.pki import ADMIN, Pki
-from dra_driver.sandbox.pytest_fixtures import Sandbox
-from dra_driver.sandbox.status import Status
+from e2e.fixtures import Sandbox
+from sandbox import health
+from sandbox.instance import PidRecord, alive
+from sandbox.pki import ADMIN, Pki
+from sandbox.status import Status
 
 T = TypeVar("T")
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from dra_driver.sandbox import binaries, gobuild, gomod
-from dra_driver.sandbox.binaries import SPECS, find_or_build, locate
-from dra_driver.sandbox.errors import BinariesUnavailable
-from dra_driver.sandbox.versions import ETCD_VERSION, KUBERNETES_VERSION
+from sandbox import binaries, gobuild, gomod
+from sandbox.binaries import SPECS, find_or_build, locate
+from sandbox.errors import BinariesUnavailable
+from sandbox.versions import ETCD_VERSION, KUBERNETES_VERSION
 
 ETCD, APISERVER = SPECS[0], SPECS[1]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from dra_driver.sandbox.binaries import find_or_build
-from dra_driver.sandbox.controlplane import ControlPlane
-from dra_driver.sandbox.errors import StartupFailed
-from dra_driver.sandbox.featuregates import DRA_GATES
-from dra_driver.sandbox.pytest_fixtures import Sandbox
+from e2e.fixtures import Sandbox
+from sandbox.binaries import find_or_build
+from sandbox.controlplane import ControlPlane
+from sandbox.errors import StartupFailed
+from sandbox.featuregates import DRA_GATES
 from tests.sandbox.helpers import enabled_gates_in_metrics, eventually
 
 pytestmark = pytest.mark.sandbox

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dra_driver.sandbox.featuregates import DRA_GATES, Availability, FeatureGates, decide, settable_gates
+from sandbox.featuregates import DRA_GATES, Availability, FeatureGates, decide, settable_gates
 
 HELP = """
       --feature-gates colonSeparatedMultimapStringString   Comma-separated list of component:key=value pairs

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from dra_driver.sandbox import flags
-from dra_driver.sandbox.binaries import Binaries
-from dra_driver.sandbox.featuregates import FeatureGates
-from dra_driver.sandbox.layout import Layout
-from dra_driver.sandbox.pki import Pki
+from sandbox import flags
+from sandbox.binaries import Binaries
+from sandbox.featuregates import FeatureGates
+from sandbox.layout import Layout
+from sandbox.pki import Pki
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from dra_driver.sandbox import instance
-from dra_driver.sandbox.commands import sandbox_down, sandbox_kubeconfig, sandbox_status, sandbox_up
-from dra_driver.sandbox.layout import Layout
-from dra_driver.sandbox.pytest_fixtures import Sandbox, running_sandbox
-from dra_driver.sandbox.status import State, read_status
+from e2e.fixtures import Sandbox, running_sandbox
+from sandbox import instance
+from sandbox.commands import sandbox_down, sandbox_kubeconfig, sandbox_status, sandbox_up
+from sandbox.layout import Layout
+from sandbox.status import State, read_status
 from tests.sandbox.helpers import eventually, living
 
 pytestmark = pytest.mark.sandbox
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.sandbox
 OWNER = """
 import os, sys, time
 from pathlib import Path
-from dra_driver.sandbox.commands import sandbox_up
+from sandbox.commands import sandbox_up
 code = sandbox_up("", 0, Path(sys.argv[1]), owner_pid=os.getpid())
 print("UP" if code == 0 else "FAILED", flush=True)
 time.sleep(300)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from dra_driver.sandbox.nodes import LEASE_NAMESPACE
-from dra_driver.sandbox.pytest_fixtures import Sandbox
+from e2e.fixtures import Sandbox
+from sandbox.nodes import LEASE_NAMESPACE
 from tests.sandbox.helpers import eventually
 
 pytestmark = pytest.mark.sandbox

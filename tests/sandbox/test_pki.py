@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dra_driver.sandbox.pki import (
+from sandbox.pki import (
     ADMIN,
     SCHEDULER,
     apiserver_serving_names,

@@ -6,13 +6,13 @@ import sys
 import time
 from pathlib import Path
 
-from dra_driver.sandbox.instance import start_ticks
-from dra_driver.sandbox.processes import ProcessSpec, spawn
+from sandbox.instance import start_ticks
+from sandbox.processes import ProcessSpec, spawn
 
 PARENT = """
 import sys, time
 from pathlib import Path
-from dra_driver.sandbox.processes import ProcessSpec, spawn
+from sandbox.processes import ProcessSpec, spawn
 child = spawn(ProcessSpec("sleeper", ("sleep", "300"), Path(sys.argv[1])))
 print(child.pid, flush=True)
 time.sleep(300)

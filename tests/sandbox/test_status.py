@@ -5,11 +5,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from dra_driver.sandbox import instance
-from dra_driver.sandbox.featuregates import FeatureGates
-from dra_driver.sandbox.layout import Layout
-from dra_driver.sandbox.nodes import NodeSpec, node_manifest, node_status
-from dra_driver.sandbox.status import ProcessInfo, State, Status, read_status, write_status
+from sandbox import instance
+from sandbox.featuregates import FeatureGates
+from sandbox.layout import Layout
+from sandbox.nodes import NodeSpec, node_manifest, node_status
+from sandbox.status import ProcessInfo, State, Status, read_status, write_status
 
 
 def test_status_survives_a_round_trip_through_its_file(tmp_path: Path) -> None:

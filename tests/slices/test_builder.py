@@ -8,16 +8,16 @@ import pynvml
 import pytest
 
 from api.partitioning import Mig, Shared, TimeSlice, Whole
-from dra_driver.capabilities import Capabilities
 from dra_driver.errors import ConfigError
 from dra_driver.inventory import Inventory
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
-from dra_driver.slices import quantity
+from dra_driver.resourceslice import quantity
+from dra_driver.resourceslice.capabilities import Capabilities
+from dra_driver.resourceslice.model import Version
+from dra_driver.resourceslice.render import render
 from dra_driver.slices.builder import build_pool
 from dra_driver.slices.devices import semver
-from dra_driver.slices.model import Version
-from dra_driver.slices.render import render
 from tests.conftest import MachineFactory
 from tests.nvml_sim.helpers import create_full_ci, create_gi
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from cli import webhook_cmd
 from controller.webhook import namespace_only, service_client_config, url_client_config, webhook_configuration
 from controller.webhook.command import RegisterArgs, configuration
-from dra_driver.cli import webhook_cmd
 from dra_driver.errors import ConfigError
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "webhook"

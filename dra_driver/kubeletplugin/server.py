@@ -1,0 +1,165 @@
+"""The plugin's gRPC services on unix sockets: DRA (v1, v1beta1), health (v1alpha1, v1), registration.
+
+Start order: remove stale sockets, serve the DRA socket, then the registration socket (the kubelet
+connects to the DRA socket as soon as it sees the registration socket). Stop order is the reverse.
+Socket names carry the plugin pod's UID, so two plugin pods of a rolling update never clash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any, Protocol
+
+import grpc
+
+from api.gen.dra.v1 import api_pb2_grpc as dra_v1
+from api.gen.dra.v1beta1 import api_pb2_grpc as dra_v1beta1
+from api.gen.drahealth.v1 import api_pb2 as health_v1_pb
+from api.gen.drahealth.v1 import api_pb2_grpc as health_v1
+from api.gen.drahealth.v1alpha1 import api_pb2 as health_v1alpha1_pb
+from api.gen.drahealth.v1alpha1 import api_pb2_grpc as health_v1alpha1
+from api.gen.pluginregistration.v1 import api_pb2 as reg_pb
+from api.gen.pluginregistration.v1 import api_pb2_grpc as reg_grpc
+from dra_driver.kubeletplugin import protocol as proto
+
+log = logging.getLogger(__name__)
+
+
+class DraHandler(Protocol):
+    def prepare(self, claims: list[proto.ClaimRef]) -> dict[str, proto.PrepareResult]: ...
+    def unprepare(self, claims: list[proto.ClaimRef]) -> dict[str, str]: ...
+    def health(self, timeout: float) -> list[tuple[str, str, int, str]]:
+        """(pool, device, HealthStatus value, message) of every device; blocks up to ``timeout`` for a change."""
+        ...
+
+
+def remove_stale_sockets(directory: Path, pattern: str, keep: Path | None = None) -> list[Path]:
+    """Remove sockets matching ``pattern`` that nobody serves (left by a killed plugin)."""
+    removed = []
+    for sock in directory.glob(pattern):
+        if sock == keep or (not sock.is_socket() and sock.exists()):
+            continue
+        with grpc.insecure_channel(f"unix://{sock}") as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=0.3)
+                continue  # someone answers: another plugin pod's socket
+            except grpc.FutureTimeoutError:
+                pass
+        sock.unlink(missing_ok=True)
+        removed.append(sock)
+    return removed
+
+
+def _dra_servicer(base: type, version: str, handler: DraHandler) -> Any:
+    class Servicer(base):  # type: ignore[misc]
+        def NodePrepareResources(self, request: Any, context: Any) -> Any:
+            return proto.prepare_response(version, handler.prepare(proto.claims_from_pb(request.claims)))
+
+        def NodeUnprepareResources(self, request: Any, context: Any) -> Any:
+            return proto.unprepare_response(version, handler.unprepare(proto.claims_from_pb(request.claims)))
+
+    return Servicer()
+
+
+def _health_servicer(base: type, pb: Any, handler: DraHandler, stopping: threading.Event) -> Any:
+    class Servicer(base):  # type: ignore[misc]
+        def NodeWatchResources(self, request: Any, context: Any) -> Iterator[Any]:
+            last: list[tuple[str, str, int, str]] | None = None
+            while context.is_active() and not stopping.is_set():
+                snapshot = handler.health(timeout=0.0 if last is None else 2.0)
+                if snapshot != last:
+                    last = snapshot
+                    yield pb.NodeWatchResourcesResponse(
+                        devices=[
+                            pb.DeviceHealth(
+                                device=pb.DeviceIdentifier(pool_name=pool, device_name=name),
+                                health=status,
+                                message=message,
+                                health_check_timeout_seconds=30,
+                            )
+                            for pool, name, status, message in snapshot
+                        ]
+                    )
+
+    return Servicer()
+
+
+class PluginServer:
+    def __init__(self, driver_name: str, dra_socket: Path, registration_socket: Path, handler: DraHandler) -> None:
+        self.driver_name = driver_name
+        self.dra_socket = dra_socket
+        self.registration_socket = registration_socket
+        self.handler = handler
+        self.registered = threading.Event()
+        self.registration_error = ""
+        self._stopping = threading.Event()
+        self._dra: grpc.Server | None = None
+        self._reg: grpc.Server | None = None
+
+    def start(self) -> None:
+        self.dra_socket.parent.mkdir(parents=True, exist_ok=True)
+        self.registration_socket.parent.mkdir(parents=True, exist_ok=True)
+        for stale in remove_stale_sockets(self.dra_socket.parent, "*.sock") + remove_stale_sockets(
+            self.registration_socket.parent, f"{self.driver_name}-*reg.sock"
+        ):
+            log.info("removed stale socket %s", stale)
+        self.dra_socket.unlink(missing_ok=True)
+        self.registration_socket.unlink(missing_ok=True)
+        dra = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="dra"))
+        dra_v1.add_DRAPluginServicer_to_server(_dra_servicer(dra_v1.DRAPluginServicer, proto.DRA_V1, self.handler), dra)
+        dra_v1beta1.add_DRAPluginServicer_to_server(
+            _dra_servicer(dra_v1beta1.DRAPluginServicer, proto.DRA_V1BETA1, self.handler), dra
+        )
+        health_v1alpha1.add_DRAResourceHealthServicer_to_server(
+            _health_servicer(
+                health_v1alpha1.DRAResourceHealthServicer, health_v1alpha1_pb, self.handler, self._stopping
+            ),
+            dra,
+        )
+        health_v1.add_DRAResourceHealthServicer_to_server(
+            _health_servicer(health_v1.DRAResourceHealthServicer, health_v1_pb, self.handler, self._stopping), dra
+        )
+        dra.add_insecure_port(f"unix://{self.dra_socket}")
+        dra.start()
+        self._dra = dra
+        reg = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="registration"))
+        reg_grpc.add_RegistrationServicer_to_server(self._registration(), reg)
+        reg.add_insecure_port(f"unix://{self.registration_socket}")
+        reg.start()
+        self._reg = reg
+        log.info("serving DRA on %s, registration on %s", self.dra_socket, self.registration_socket)
+
+    def _registration(self) -> Any:
+        server = self
+
+        class Registration(reg_grpc.RegistrationServicer):
+            def GetInfo(self, request: Any, context: Any) -> Any:
+                return reg_pb.PluginInfo(
+                    type=proto.PLUGIN_TYPE,
+                    name=server.driver_name,
+                    endpoint=str(server.dra_socket),
+                    supported_versions=[proto.DRA_V1, proto.DRA_V1BETA1, proto.HEALTH_V1ALPHA1, proto.HEALTH_V1],
+                )
+
+            def NotifyRegistrationStatus(self, request: Any, context: Any) -> Any:
+                if request.plugin_registered:
+                    log.info("registered with the kubelet")
+                    server.registration_error = ""
+                    server.registered.set()
+                else:
+                    server.registration_error = request.error
+                    log.error("the kubelet refused the registration: %s", request.error)
+                return reg_pb.RegistrationStatusResponse()
+
+        return Registration()
+
+    def stop(self, grace: float = 5.0) -> None:
+        self._stopping.set()
+        for server, sock in ((self._reg, self.registration_socket), (self._dra, self.dra_socket)):
+            if server is not None:
+                server.stop(grace).wait()
+            sock.unlink(missing_ok=True)

@@ -1,0 +1,149 @@
+"""Publish a node's pool of ResourceSlices: desired -> actual with the fewest writes.
+
+Rules:
+- slices are named ``<node>-<driver>-NN`` (NN = position), owned by the Node;
+- nothing changed -> no write at all;
+- same slice count and no device moves to another slice -> update only the changed slices in place,
+  keeping the pool generation, in an order that keeps every intermediate pool valid: counter slices
+  that gain counter sets first, then device slices, then counter slices that lose sets (a device never
+  references a counter set that is not there, and no device name is ever in two slices);
+- anything else -> write every slice at generation + 1, then delete slices that are no longer wanted,
+  so consumers never combine slices of two different pool states.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dra_driver.k8s import ApiError, Kube, Obj
+from dra_driver.resourceslice.capabilities import Capabilities
+from dra_driver.resourceslice.model import Pool
+from dra_driver.resourceslice.render import render
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    generation: int
+    writes: int  # create/update/delete calls made
+
+
+def _comparable(spec: Obj) -> Any:
+    """The part of a slice spec we own; generation is compared separately."""
+    return {k: v for k, v in spec.items() if k != "pool"} | {
+        "poolName": spec["pool"]["name"],
+        "count": spec["pool"]["resourceSliceCount"],
+    }
+
+
+def _device_names(spec: Obj) -> set[str]:
+    return {d["name"] for d in spec.get("devices") or []}
+
+
+def _moves(actual: dict[str, Obj], desired: dict[str, Obj]) -> bool:
+    """Would some device change slice? (Then only a new generation keeps the pool consistent.)"""
+    where = {d: name for name, obj in actual.items() for d in _device_names(obj["spec"])}
+    return any(where.get(d, name) != name for name, obj in desired.items() for d in _device_names(obj["spec"]))
+
+
+def _write_order(old: Obj, new: Obj) -> int:
+    sets_before = {s["name"] for s in old.get("sharedCounters") or []}
+    sets_after = {s["name"] for s in new.get("sharedCounters") or []}
+    if sets_after - sets_before:
+        return 0  # new counter sets exist before devices reference them
+    if not sets_after and not sets_before:
+        return 1  # device slices
+    return 2  # counter sets disappear after their devices
+
+
+class SlicePublisher:
+    def __init__(self, kube: Kube, caps: Capabilities, driver: str, node: str, owner: Obj | None = None) -> None:
+        self.kube = kube
+        self.caps = caps
+        self.driver = driver
+        self.node = node
+        self.owner = owner
+        self.base = f"/apis/resource.k8s.io/{caps.api_version}/resourceslices"
+
+    @classmethod
+    def for_node(cls, kube: Kube, caps: Capabilities, driver: str, node: str) -> SlicePublisher:
+        """A publisher whose slices are owned by the Node object (garbage-collected with it)."""
+        obj = kube.get(f"/api/v1/nodes/{node}")
+        owner = None
+        if obj is not None:
+            owner = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "name": node,
+                "uid": obj["metadata"]["uid"],
+                "controller": True,
+            }
+        return cls(kube, caps, driver, node, owner)
+
+    def existing(self) -> list[Obj]:
+        return self.kube.list(self.base, fieldSelector=f"spec.nodeName={self.node},spec.driver={self.driver}")
+
+    def publish(self, pool: Pool) -> PublishResult:
+        actual = {s["metadata"]["name"]: s for s in self.existing()}
+        generation = max((s["spec"]["pool"]["generation"] for s in actual.values()), default=0)
+        desired = {
+            o["metadata"]["name"]: o for o in render(pool, max(generation, 1), self.caps.api_version, self.owner)
+        }
+        changed = [
+            name
+            for name, obj in desired.items()
+            if name not in actual or _comparable(actual[name]["spec"]) != _comparable(obj["spec"])
+        ]
+        stale_generation = any(s["spec"]["pool"]["generation"] != generation for s in actual.values())
+        if not changed and set(actual) == set(desired) and not stale_generation and generation > 0:
+            return PublishResult(generation, 0)
+        writes = 0
+        if generation > 0 and set(actual) == set(desired) and not stale_generation and not _moves(actual, desired):
+            for name in sorted(changed, key=lambda n: _write_order(actual[n]["spec"], desired[n]["spec"])):
+                writes += self._write(desired[name], actual[name])
+            log.info("updated %d slice(s) of %s in place at generation %d", writes, self.node, generation)
+            return PublishResult(generation, writes)
+        generation += 1
+        for obj in render(pool, generation, self.caps.api_version, self.owner):
+            writes += self._write(obj, actual.get(obj["metadata"]["name"]))
+        for name in sorted(set(actual) - set(desired)):
+            self.kube.delete(f"{self.base}/{name}")
+            writes += 1
+        log.info(
+            "published %d slice(s) for %s at generation %d (%d writes)", len(desired), self.node, generation, writes
+        )
+        return PublishResult(generation, writes)
+
+    def _write(self, obj: Obj, current: Obj | None) -> int:
+        name = obj["metadata"]["name"]
+        if current is None:
+            self.kube.create(self.base, obj)
+        else:
+            obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+            self.kube.replace(f"{self.base}/{name}", obj)
+        return 1
+
+    def publish_with_retry(self, pool: Pool, attempts: int = 6, first_delay: float = 0.2) -> PublishResult:
+        """Publish; conflicts and server errors are retried with exponential backoff."""
+        delay = first_delay
+        for attempt in range(attempts):
+            try:
+                return self.publish(pool)
+            except ApiError as exc:
+                if attempt == attempts - 1 or not (exc.conflict or exc.status >= 500 or exc.status == 429):
+                    raise
+                log.warning("publishing slices for %s failed (%s); retrying in %.1fs", self.node, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        raise AssertionError("unreachable")
+
+    def unpublish(self) -> int:
+        """Delete all of this node's slices for the driver (plugin uninstall)."""
+        count = 0
+        for s in self.existing():
+            count += int(self.kube.delete(f"{self.base}/{s['metadata']['name']}"))
+        return count

@@ -1,0 +1,113 @@
+"""The resource pools a node can allocate from (port of ``GatherPools``, "incubating" allocator). Pure.
+
+- Only slices with ``nodeName`` equal to the node's or without ``nodeName`` are looked at first; of those
+  the ones whose node selection (slice level, or any device with per-device selection) admits the node.
+- Per (driver, pool) only the highest ``generation`` counts. A pool is complete when it has
+  ``resourceSliceCount`` slices of that generation; if the node's view is short, all slices of the pool are
+  consulted (slices holding only shared counters usually do not target the node). A newer generation found
+  that way makes the pool obsolete and it is dropped; still short means *incomplete*.
+- Invalid pools: duplicate device names, duplicate counter sets, or a device consuming an unknown counter.
+- Slices whose devices use compatibility groups (alpha DRADeviceCompatibilityGroups, off) are ignored,
+  which leaves their pool incomplete.
+- Order: by driver then pool name; pools with binding conditions last. Slices by name, devices as listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from dra_driver.structured.model import CounterSet, Node, PoolId, Slice
+from dra_driver.structured.nodeselect import node_matches
+
+
+@dataclass(frozen=True, eq=False)
+class Pool:
+    id: PoolId
+    slices: tuple[Slice, ...] = ()  # device slices visible from the node, by name
+    other_slices: tuple[Slice, ...] = ()  # device slices of the pool the node does not see (for counters)
+    counter_sets: Mapping[str, CounterSet] = field(default_factory=dict)
+    incomplete: bool = False
+    invalid: str | None = None  # why the pool cannot be used
+    seen: int = 0  # slices of the current generation found
+    expected: int = 0  # resourceSliceCount
+
+    @property
+    def usable(self) -> bool:
+        return not self.incomplete and self.invalid is None
+
+    @property
+    def has_binding_conditions(self) -> bool:
+        return any(d.binding_conditions for s in self.slices for d in s.devices)
+
+
+def slice_visible(slice_: Slice, node: Node) -> bool:
+    """Is a slice relevant for the node (slice-level selection, or any device's own selection)?"""
+    selection = slice_.node
+    if selection.node_name or selection.all_nodes or selection.node_selector is not None:
+        return node_matches(node, selection)
+    if selection.per_device:
+        return any(d.node is not None and node_matches(node, d.node) for d in slice_.devices)
+    return False  # some future kind of node selection: not for us
+
+
+def gather_pools(slices: Sequence[Slice], node: Node) -> tuple[Pool, ...]:
+    candidates = [s for s in slices if not s.node.node_name or s.node.node_name == node.name]
+    current: dict[PoolId, list[Slice]] = {}
+    for slice_ in candidates:
+        if slice_.uses_compatibility_groups or not slice_visible(slice_, node):
+            continue
+        known = current.get(slice_.pool_id)
+        if known is None or slice_.generation > known[0].generation:
+            current[slice_.pool_id] = [slice_]
+        elif slice_.generation == known[0].generation:
+            known.append(slice_)
+    pools: list[Pool] = []
+    for pool_id, visible in current.items():
+        generation, expected = visible[0].generation, visible[0].resource_slice_count
+        every = visible
+        if len(visible) != expected:
+            same_pool = [s for s in slices if s.pool_id == pool_id]
+            if any(s.generation > generation for s in same_pool):
+                continue  # the driver is replacing this generation: ignore it
+            every = [s for s in same_pool if s.generation == generation and not s.uses_compatibility_groups]
+            if len(every) != expected:
+                pools.append(Pool(pool_id, incomplete=True, seen=len(every), expected=expected))
+                continue
+        pools.append(_build_pool(pool_id, visible, every, expected))
+    pools.sort(key=lambda p: (p.has_binding_conditions, p.id.driver, p.id.pool))
+    return tuple(pools)
+
+
+def _build_pool(pool_id: PoolId, visible: list[Slice], every: list[Slice], expected: int) -> Pool:
+    visible_names = {s.name for s in visible}
+    device_slices = sorted((s for s in visible if not s.shared_counters), key=lambda s: s.name)
+    other = [s for s in every if s.name not in visible_names and not s.shared_counters]
+    counter_slices = sorted((s for s in visible if s.shared_counters), key=lambda s: s.name) + [
+        s for s in every if s.name not in visible_names and s.shared_counters
+    ]
+    base = Pool(pool_id, tuple(device_slices), tuple(other), seen=len(every), expected=expected)
+    names = [d.name for s in device_slices for d in s.devices]
+    if len(names) != len(set(names)):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        return _invalid(base, f"duplicate device name {duplicate}")
+    counter_sets: dict[str, CounterSet] = {}
+    for slice_ in counter_slices:
+        for counter_set in slice_.shared_counters:
+            if counter_set.name in counter_sets:
+                return _invalid(base, f"duplicate counter set name {counter_set.name}")
+            counter_sets[counter_set.name] = counter_set
+    for slice_ in device_slices + other:
+        for device in slice_.devices:
+            for consumption in device.consumes_counters:
+                known = counter_sets.get(consumption.counter_set)
+                if known is None:
+                    return _invalid(base, f"counter set {consumption.counter_set} not found")
+                for name in consumption.counters:
+                    if name not in known.counters:
+                        return _invalid(base, f"counter {name} not found in counter set {known.name}")
+    return Pool(pool_id, base.slices, base.other_slices, counter_sets, seen=base.seen, expected=expected)
+
+
+def _invalid(pool: Pool, why: str) -> Pool:
+    return Pool(pool.id, pool.slices, pool.other_slices, invalid=why, seen=pool.seen, expected=pool.expected)

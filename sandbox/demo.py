@@ -1,0 +1,125 @@
+"""``dra-gpu demo``: the main job, end to end on a laptop.
+
+Starts the sandbox (real control plane, one simulated DGX A100 node in MIG mode with the driver's
+kubelet plugin), installs the DeviceClasses, applies ``deploy/examples/mig-and-whole-gpu.yaml``,
+waits until the real scheduler has allocated and the plugin has prepared every claim, shows what
+happened on the (simulated) hardware, deletes the pods, shows that everything was undone, and stops
+the sandbox (``--keep`` leaves it running for ``kubectl``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dra_driver.classes import device_classes
+from dra_driver.k8s import Kube, Obj
+from nvml_sim.control import SimulatedMachine
+from sandbox import commands
+from sandbox.agents import node_root
+from sandbox.layout import Layout, default_workdir
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"  # deploy/examples, shipped with this package
+NODE = "sim-node-0"
+R = "/apis/resource.k8s.io/v1"
+PATHS = {
+    "DeviceClass": f"{R}/deviceclasses",
+    "ResourceClaimTemplate": f"{R}/namespaces/{{ns}}/resourceclaimtemplates",
+    "ResourceClaim": f"{R}/namespaces/{{ns}}/resourceclaims",
+    "Pod": "/api/v1/namespaces/{ns}/pods",
+}
+
+
+def apply(kube: Kube, objects: list[Obj], namespace: str = "default") -> None:
+    """Create each object unless it exists (enough for the example manifests)."""
+    for obj in objects:
+        base = PATHS[obj["kind"]].format(ns=namespace)
+        if kube.get(f"{base}/{obj['metadata']['name']}") is None:
+            kube.create(base, obj)
+
+
+def _wait(what: str, check: Any, timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def _claim(kube: Kube, pod: Obj) -> Obj:
+    name = pod["status"]["resourceClaimStatuses"][0]["resourceClaimName"]
+    claim: Obj = kube.get(f"{R}/namespaces/default/resourceclaims/{name}") or {}
+    return claim
+
+
+def show_pods(kube: Kube, pods: list[str]) -> None:
+    print(f"{'POD':10} {'PHASE':8} {'DEVICE':24} UUID")
+    for name in pods:
+        pod = kube.get(f"/api/v1/namespaces/default/pods/{name}") or {}
+        claim = _claim(kube, pod)
+        results = claim["status"]["allocation"]["devices"]["results"]
+        uuids = {d["device"]: d.get("data", {}).get("uuid", "") for d in claim["status"].get("devices") or []}
+        for r in results:
+            print(f"{name:10} {pod['status']['phase']:8} {r['device']:24} {uuids.get(r['device'], '(pending)')}")
+
+
+def show_node(root: Path) -> None:
+    machine = SimulatedMachine(root / "machine.json")
+    parts = machine.mig_partitions()
+    print(f"MIG partitions on the simulated GPUs (gpu, GPU instance, compute instance): {parts or 'none'}")
+    specs = sorted(p.name for p in (root / "cdi").glob("*.json"))
+    print(f"CDI specs in {root / 'cdi'}: {len(specs)}")
+    for name in specs[:1]:
+        spec = json.loads((root / "cdi" / name).read_text())
+        print(f"  e.g. {name}: cdiVersion {spec['cdiVersion']}, env {spec['containerEdits']['env']}")
+
+
+def run(keep: bool = False, workdir: Path | None = None) -> int:
+    workdir = (workdir or default_workdir()).resolve()
+    layout = Layout(workdir)
+    mode_file = workdir / "partitioning.yaml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    mode_file.write_text("apiVersion: gpu.dra-driver.dev/v1alpha1\nkind: PartitioningConfig\ndefaultMode: mig\n")
+    code = commands.sandbox_up("dgx-a100", 1, workdir)
+    if code != 0:
+        return code
+    try:
+        kube = Kube.from_kubeconfig(layout.kubeconfig)
+        apply(kube, device_classes())
+        examples = [d for d in yaml.safe_load_all((EXAMPLES / "mig-and-whole-gpu.yaml").read_text()) if d]
+        apply(kube, examples)
+        pods = [d["metadata"]["name"] for d in examples if d["kind"] == "Pod"]
+        print(f"\napplied {len(examples)} objects from {EXAMPLES / 'mig-and-whole-gpu.yaml'}; waiting for the pods")
+        start = time.monotonic()
+        _wait(
+            "pods Running",
+            lambda: all(
+                (kube.get(f"/api/v1/namespaces/default/pods/{p}") or {}).get("status", {}).get("phase") == "Running"
+                for p in pods
+            ),
+        )
+        _wait(
+            "device status on the claims",
+            lambda: all(
+                _claim(kube, kube.get(f"/api/v1/namespaces/default/pods/{p}") or {}).get("status", {}).get("devices")
+                for p in pods
+            ),
+        )
+        print(f"all {len(pods)} pods Running after {time.monotonic() - start:.1f} s\n")
+        show_pods(kube, pods)
+        show_node(node_root(layout, NODE))
+        for p in pods:
+            kube.delete(f"/api/v1/namespaces/default/pods/{p}")
+        _wait("pods deleted", lambda: all(kube.get(f"/api/v1/namespaces/default/pods/{p}") is None for p in pods))
+        print("\npods deleted; the plugin undid everything:")
+        show_node(node_root(layout, NODE))
+    finally:
+        if not keep:
+            commands.sandbox_down(workdir)
+    return 0
