@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import ConfigError
+from api.names import API_VERSION
 
-API_VERSION = "gpu.dra-driver.dev/v1alpha1"
 KIND = "PartitioningConfig"
 MAX_TIMESLICE_REPLICAS = 64
 VALID_MODES = "whole, mig, timeslice:N (N = 2..64) or shared"

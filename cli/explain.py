@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from dra_driver.cel import CelError, compile_selector
 from dra_driver.errors import ConfigError, FatalError
@@ -42,7 +42,21 @@ from dra_driver.structured.evaluate import ERROR, IN_USE, NO_CAPACITY, NO_COUNTE
 from dra_driver.structured.model import Claim, Device, DeviceRequest
 from dra_driver.structured.nodeselect import selector_matches
 from dra_driver.structured.pools import Pool, gather_pools
-from dra_driver.structured.reasons import CountersExhausted, NoMatchingDevice, Reason, TaintsNotTolerated
+from dra_driver.structured.reasons import (
+    CapacityExhausted,
+    ClassNotFound,
+    ConstraintNotSatisfied,
+    CountersExhausted,
+    DevicesContended,
+    DevicesInUse,
+    IncompletePool,
+    InvalidPool,
+    NoMatchingDevice,
+    NotEnoughDevices,
+    Reason,
+    SelectorError,
+    TaintsNotTolerated,
+)
 
 R = "/apis/resource.k8s.io/v1"
 Obj = Mapping[str, Any]
@@ -225,8 +239,8 @@ def _reason_lines(
 ) -> list[str]:
     lines = [str(reason)]
     match reason:
-        case NoMatchingDevice(request=name, candidates=n) if n:
-            request = _device_request(claims, claim_of.get(name, ""), name)
+        case NoMatchingDevice(request=name, candidates=n):
+            request = _device_request(claims, claim_of.get(name, ""), name) if n else None
             if request is not None:
                 lines.append(empty_selector(cluster, pools, request))
         case CountersExhausted(pool=pool_name, counter_set=counter_set):
@@ -246,8 +260,20 @@ def _reason_lines(
                 lines.append(f"counter set {counter_set} is used by {mig}{', '.join(named)}{more}")
         case TaintsNotTolerated(request=name, taints=taints):
             lines.append(f"request {name}: add a toleration for {', '.join(taints)} to use the tainted devices")
+        case (
+            ClassNotFound()
+            | IncompletePool()
+            | InvalidPool()
+            | NotEnoughDevices()
+            | DevicesInUse()
+            | CapacityExhausted()
+            | SelectorError()
+            | ConstraintNotSatisfied()
+            | DevicesContended()
+        ):
+            pass  # the reason's own sentence says all there is
         case _:
-            pass
+            assert_never(reason)
     return lines
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from api.partitioning import API_VERSION, KIND, parse_mode
+from api.names import API_VERSION
+from api.partitioning import KIND, parse_mode
 from nvml_sim.hardware import MACHINE_PROFILES
 from sandbox import commands
 from sandbox.agents import partitioning_file

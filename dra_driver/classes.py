@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.names import DEFAULT_DRIVER_NAME, GROUP
 from dra_driver.resourceslice.capabilities import Capabilities
 from dra_driver.slices.devices import label
 
-DEFAULT_DRIVER = "gpu.dra-driver.dev"
+DEFAULT_DRIVER = DEFAULT_DRIVER_NAME
 EXTENDED_RESOURCE = "nvidia.com/gpu"
 
 # MIG profile names of the GPUs this driver knows (A100 40/80GB, A30, H100 80GB, H200).
@@ -36,7 +37,7 @@ def _device_class(name: str, expression: str, description: str, extended: str | 
     return {
         "apiVersion": "resource.k8s.io/v1",
         "kind": "DeviceClass",
-        "metadata": {"name": name, "annotations": {"gpu.dra-driver.dev/description": description}},
+        "metadata": {"name": name, "annotations": {f"{GROUP}/description": description}},
         "spec": spec,
     }
 

@@ -29,7 +29,7 @@ from kubelet_plugin.records import (
     TimeSliceReplica,
     WholeGpu,
 )
-from kubelet_plugin.sharing import TimeSliceUse, check_interval
+from kubelet_plugin.sharing import IntervalConflict, TimeSliceUse, check_interval
 
 
 class ClaimRejected(Exception):
@@ -175,5 +175,5 @@ def _check_intervals(claim_ref: ClaimRef, records: list[DeviceRecord], others: I
     for hw in mine:
         try:
             check_interval(uses, hw.gpu_uuid, hw.interval, claim_ref.uid)
-        except Exception as exc:
+        except IntervalConflict as exc:
             raise ClaimRejected(str(exc)) from exc

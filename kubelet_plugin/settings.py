@@ -7,7 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_DRIVER = "gpu.dra-driver.dev"
+from api.names import DEFAULT_DRIVER_NAME
+
+DEFAULT_DRIVER = DEFAULT_DRIVER_NAME
 
 
 @dataclass(frozen=True)

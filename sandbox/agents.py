@@ -15,13 +15,14 @@ from pathlib import Path
 
 from kubernetes.client import ApiClient
 
+from api.names import DEFAULT_DRIVER_NAME
 from dra_driver.k8s import Kube
 from nvml_sim.control import SimulatedMachine
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout
 from sandbox.processes import ChildProcess, ProcessSpec, spawn
 
-DRIVER = "gpu.dra-driver.dev"
+DRIVER = DEFAULT_DRIVER_NAME
 PLUGIN_READY_TIMEOUT_S = 90.0
 
 

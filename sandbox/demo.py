@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from api.names import API_VERSION
 from dra_driver.classes import device_classes
 from dra_driver.k8s import Kube, Obj
 from nvml_sim.control import SimulatedMachine
@@ -85,7 +86,7 @@ def run(keep: bool = False, workdir: Path | None = None) -> int:
     layout = Layout(workdir)
     mode_file = workdir / "partitioning.yaml"
     workdir.mkdir(parents=True, exist_ok=True)
-    mode_file.write_text("apiVersion: gpu.dra-driver.dev/v1alpha1\nkind: PartitioningConfig\ndefaultMode: mig\n")
+    mode_file.write_text(f"apiVersion: {API_VERSION}\nkind: PartitioningConfig\ndefaultMode: mig\n")
     code = commands.sandbox_up("dgx-a100", 1, workdir)
     if code != 0:
         return code

@@ -20,7 +20,6 @@ from api.config.resolve import (
     resolve_configs,
 )
 from api.config.v1alpha1 import (
-    API_VERSION,
     DriverConfig,
     GpuConfig,
     MigDeviceConfig,
@@ -28,8 +27,7 @@ from api.config.v1alpha1 import (
     TimeSlicing,
     decode_opaque,
 )
-
-DEFAULT_DRIVER_NAME = "gpu.dra-driver.dev"
+from api.names import API_VERSION, DEFAULT_DRIVER_NAME
 
 __all__ = [
     "API_VERSION",

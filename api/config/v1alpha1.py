@@ -33,9 +33,8 @@ from typing import Any, ClassVar, Literal, TypeAlias, get_args
 from api.config import strict
 from api.config.quantity import format_bytes, parse_bytes
 from api.errors import ConfigError
+from api.names import API_VERSION
 
-GROUP = "gpu.dra-driver.dev"
-API_VERSION = f"{GROUP}/v1alpha1"
 GPU_CONFIG = "GpuConfig"
 MIG_DEVICE_CONFIG = "MigDeviceConfig"
 KINDS = (GPU_CONFIG, MIG_DEVICE_CONFIG)

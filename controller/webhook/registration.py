@@ -13,11 +13,12 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
+from api.names import GROUP
 from dra_driver.k8s import Kube
 
 CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
-DEFAULT_NAME = "gpu.dra-driver.dev"
-WEBHOOK_NAME = "opaque-config.gpu.dra-driver.dev"
+DEFAULT_NAME = GROUP
+WEBHOOK_NAME = f"opaque-config.{GROUP}"
 VALIDATE_PATH = "/validate"
 VERSIONS = ("v1", "v1beta2", "v1beta1")
 RESOURCES = ("resourceclaims", "resourceclaimtemplates")
