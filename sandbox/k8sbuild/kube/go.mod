@@ -1,5 +1,5 @@
 // Wrapper module: builds the Kubernetes control-plane binaries for the sandbox.
-// Version pinned in dra_driver/sandbox/versions.py; regenerate with 'python -m dra_driver.sandbox.binaries --write-gomod'.
+// Version pinned in sandbox/versions.py; regenerate with 'python -m sandbox.binaries --write-gomod'.
 module dra-driver.dev/sandbox/kube
 
 go 1.26.0

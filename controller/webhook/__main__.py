@@ -1,0 +1,5 @@
+import sys
+
+from controller.webhook.main import main
+
+sys.exit(main())
