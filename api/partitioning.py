@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from api.config import strict
 from api.errors import ConfigError
 from api.names import API_VERSION
 
@@ -68,13 +69,13 @@ def parse_mode(text: object, field: str) -> GpuMode:
         return Mig()
     if text == "shared":
         return Shared()
-    m = re.fullmatch(r"timeslice:(\d+)", text)
+    m = re.fullmatch(r"timeslice:([0-9]+)", text)
     if m:
-        n = int(m.group(1))
-        if 2 <= n <= MAX_TIMESLICE_REPLICAS:
-            return TimeSlice(n)
-        raise ConfigError(field, f"timeslice replicas must be 2..{MAX_TIMESLICE_REPLICAS}, got {n}")
-    raise ConfigError(field, f"unknown mode {text!r}; valid modes: {VALID_MODES}")
+        digits = m.group(1).lstrip("0") or "0"
+        if len(digits) <= 3 and 2 <= int(digits) <= MAX_TIMESLICE_REPLICAS:
+            return TimeSlice(int(digits))
+        raise ConfigError(field, f"timeslice replicas must be 2..{MAX_TIMESLICE_REPLICAS}, got {strict.shown(m.group(1))}")
+    raise ConfigError(field, f"unknown mode {strict.shown(text)}; valid modes: {VALID_MODES}")
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,15 @@ def _rule(raw: Any, field: str) -> NodeRule:
     )
 
 
+def load_config(text: str) -> PartitioningConfig:
+    """A PartitioningConfig from YAML text (one document; empty text = the default), read within the
+    limits of ``api.config.strict`` (3 MiB, 64 levels, bounded aliases); errors are ConfigErrors."""
+    documents = strict.load_yaml_documents(text)
+    if len(documents) > 1:
+        raise ConfigError("<yaml>", f"holds {len(documents)} documents; a PartitioningConfig is one")
+    return parse_config(documents[0] if documents else None)
+
+
 def parse_config(raw: Any) -> PartitioningConfig:
     """Strictly decode and validate a PartitioningConfig document; errors name the field."""
     if raw is None:
@@ -162,9 +172,9 @@ def parse_config(raw: Any) -> PartitioningConfig:
         raise ConfigError("<root>", f"must be a {KIND} mapping")
     _check_keys(raw, {"apiVersion", "kind", "defaultMode", "nodes"}, "")
     if raw.get("apiVersion") != API_VERSION:
-        raise ConfigError("apiVersion", f"must be {API_VERSION!r}, got {raw.get('apiVersion')!r}")
+        raise ConfigError("apiVersion", f"must be {API_VERSION!r}, got {strict.type_name(raw.get('apiVersion'))}")
     if raw.get("kind") != KIND:
-        raise ConfigError("kind", f"must be {KIND!r}, got {raw.get('kind')!r}")
+        raise ConfigError("kind", f"must be {KIND!r}, got {strict.type_name(raw.get('kind'))}")
     default = parse_mode(raw.get("defaultMode", "whole"), "defaultMode")
     nodes = raw.get("nodes") or []
     if not isinstance(nodes, list):

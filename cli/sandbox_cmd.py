@@ -5,21 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
-from api.names import API_VERSION
-from api.partitioning import KIND, parse_mode
 from nvml_sim.hardware import MACHINE_PROFILES
 from sandbox import commands
-from sandbox.agents import partitioning_file
 from sandbox.demo import run as run_demo
-from sandbox.layout import Layout, default_workdir
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("sandbox", help="run a local cluster: real control plane, simulated kubelets and GPUs")
     ops = p.add_subparsers(dest="op", required=True, metavar="OP")
-    up = ops.add_parser("up", help="start the sandbox (builds the control-plane binaries on first use)")
+    up = ops.add_parser(
+        "up",
+        help="start the sandbox (builds the control-plane binaries on first use); "
+        "exit 2 if one with other arguments runs",
+    )
     up.add_argument(
         "--profile",
         default="dgx-a100",
@@ -28,9 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     up.add_argument("--nodes", type=int, default=1)
     up.add_argument("--mode", help="mode of every GPU: whole (default), mig, timeslice:N or shared")
-    for op in ("down", "status", "kubeconfig"):
-        ops.add_parser(op)
+    down = ops.add_parser("down", help="stop the sandbox and remove its node state (simulated GPUs, claims)")
+    down.add_argument(
+        "--keep-state",
+        action="store_true",
+        help="keep the node state for the next up with the same profile",
+    )
+    status = ops.add_parser("status", help="describe the running sandbox; exit 1 unless it is ready")
+    kubeconfig = ops.add_parser("kubeconfig", help="print the path of the running sandbox's admin kubeconfig")
     p.add_argument("--workdir", type=Path, default=None, help="sandbox directory (env DRA_SANDBOX_DIR)")
+    for op_parser in (up, down, status, kubeconfig):  # also after the operation: sandbox up --workdir DIR
+        op_parser.add_argument("--workdir", type=Path, default=argparse.SUPPRESS, help="sandbox directory")
     p.set_defaults(func=run)
     demo = sub.add_parser("demo", help="the main job: sandbox + simulated DGX A100 + example claims, end to end")
     demo.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
@@ -40,15 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     if args.op == "up":
-        workdir = (args.workdir or default_workdir()).resolve()
-        if args.mode:
-            parse_mode(args.mode, "--mode")
-            path = partitioning_file(Layout(workdir))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump({"apiVersion": API_VERSION, "kind": KIND, "defaultMode": args.mode}))
-        return commands.sandbox_up("" if args.profile == "none" else args.profile, args.nodes, workdir)
+        profile = "" if args.profile == "none" else args.profile
+        return commands.sandbox_up(profile, args.nodes, args.workdir, mode=args.mode)
     if args.op == "down":
-        return commands.sandbox_down(args.workdir)
+        return commands.sandbox_down(args.workdir, keep_state=args.keep_state)
     if args.op == "status":
         return commands.sandbox_status(args.workdir)
     return commands.sandbox_kubeconfig(args.workdir)

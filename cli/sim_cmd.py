@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from nvml_sim.control import SimulatedMachine
+from nvml_sim.control import InvalidRequest, SimulatedMachine
 from nvml_sim.hardware import MACHINE_PROFILES
 
 
@@ -44,16 +44,21 @@ def run(args: argparse.Namespace) -> int:
         SimulatedMachine.create(args.state, args.profile, args.host, mig_enabled=not args.mig_disabled)
         print(f"created {args.state} ({args.profile})")
         return 0
-    if not args.state.exists():
+    if not args.state.is_file():
         print(
-            f"dra-gpu sim: no simulated machine at {args.state}; create one with 'dra-gpu sim create'", file=sys.stderr
+            f"dra-gpu sim {args.op}: no simulated machine at {args.state}; create one with 'dra-gpu sim create'",
+            file=sys.stderr,
         )
         return 2
     sim = SimulatedMachine(args.state)
-    if args.op == "fault":
-        sim.set_fault(args.gpu, None if args.kind == "none" else args.kind)
-    elif args.op == "reset":
-        sim.reset_gpu(args.gpu)
-    else:
-        sys.stdout.write(json.dumps(sim.state(), indent=2) + "\n")
+    try:
+        if args.op == "fault":
+            sim.set_fault(args.gpu, None if args.kind == "none" else args.kind)
+        elif args.op == "reset":
+            sim.reset_gpu(args.gpu)
+        else:
+            sys.stdout.write(json.dumps(sim.state(), indent=2) + "\n")
+    except InvalidRequest as exc:
+        print(f"dra-gpu sim {args.op}: {exc}", file=sys.stderr)
+        return 2
     return 0

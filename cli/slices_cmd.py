@@ -12,6 +12,7 @@ import yaml
 from api.partitioning import PartitioningConfig, parse_config, parse_mode
 from cli import nvml_source, output
 from dra_driver.classes import DEFAULT_DRIVER, device_classes
+from dra_driver.errors import ConfigError
 from dra_driver.k8s import Kube
 from dra_driver.nvml.discovery import discover
 from dra_driver.resourceslice.capabilities import Capabilities
@@ -69,7 +70,7 @@ def capabilities(args: argparse.Namespace) -> Capabilities:
 
 def _config(args: argparse.Namespace) -> PartitioningConfig:
     if args.mode and args.config:
-        raise SystemExit("dra-gpu slices: give --mode or --config, not both")
+        raise ConfigError("--mode", "give --mode or --config, not both")
     if args.mode:
         return PartitioningConfig(default=parse_mode(args.mode, "--mode"))
     if args.config:
@@ -77,10 +78,20 @@ def _config(args: argparse.Namespace) -> PartitioningConfig:
     return PartitioningConfig()
 
 
+def _labels(items: list[str]) -> dict[str, str]:
+    labels = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("--label", f"expected KEY=VALUE, got {item!r}")
+        labels[key] = value
+    return labels
+
+
 def run_slices(args: argparse.Namespace) -> int:
     caps = capabilities(args)
     config = _config(args)
-    labels = dict(item.split("=", 1) for item in args.label)
+    labels = _labels(args.label)
     with nvml_source.open_nvml(args) as nvml:
         inv = discover(nvml)
     modes = {g.index: config.mode_for(labels, g.index, g.uuid, g.product_name) for g in inv.gpus}

@@ -3,11 +3,15 @@
 A versioned JSON document, replaced atomically (temp file + fsync + rename + fsync dir) on every change::
 
     {"version": 2, "bootID": "…", "claims": {"<uid>": {"namespace": …, "name": …,
-        "state": "PrepareStarted" | "PrepareCompleted", "devices": [<device>…], "cdiSpec": "<file>" | null}}}
+        "state": "PrepareStarted" | "PrepareCompleted" | "UnprepareStarted", "devices": [<device>…], "cdiSpec": "<file>" | null}}}
 
 Two phases: ``start`` records a claim as ``PrepareStarted`` (with what is about to be done) before any side
 effect; ``complete`` records the prepared devices and CDI spec as ``PrepareCompleted``. A claim still
-``PrepareStarted`` at start-up was interrupted and must be rolled back or redone. ``bootID`` is the boot
+``PrepareStarted`` at start-up was interrupted and must be rolled back or redone. Undoing a claim (unprepare,
+or the roll-back of a failed prepare) is recorded too: ``start_unprepare`` marks it ``UnprepareStarted``
+with the devices still to undo, ``unprepare_progress`` shrinks that list as each is undone, ``remove``
+forgets the claim once nothing is left. A claim still ``UnprepareStarted`` was interrupted, or its
+hardware did not answer: the undo is retried. ``bootID`` is the boot
 the recorded hardware state belongs to: MIG partitions, time-slice settings and MPS daemons do not
 survive a reboot, so ``boot_changed`` tells start-up repair to check everything against the hardware;
 ``acknowledge_boot`` adopts the current boot once repair is done.
@@ -24,7 +28,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from api.config import strict
 from api.errors import ConfigError
@@ -205,11 +209,11 @@ def _read_claims(raw: object, f: str) -> dict[str, ClaimRecord]:
             strict.want_str(o.get("namespace"), f"{at}.namespace"),
             strict.want_str(o.get("name"), f"{at}.name"),
         )
-        completed = strict.want_choice(o.get("state"), f"{at}.state", STATES, "state") == "PrepareCompleted"
+        state = strict.want_choice(o.get("state"), f"{at}.state", STATES, "state")
         raw_devices = strict.want_list(o.get("devices"), f"{at}.devices")
         claims[uid] = ClaimRecord(
             ClaimRef(namespace, uid, name),
-            "PrepareCompleted" if completed else "PrepareStarted",
+            cast(State, state),  # want_choice checked it is one of STATES
             tuple(_read_device(d, f"{at}.devices[{i}]") for i, d in enumerate(raw_devices)),
             _opt(o.get("cdiSpec"), strict.want_str, f"{at}.cdiSpec"),
         )
@@ -321,6 +325,18 @@ class Checkpoint:
         """Phase 2, after every side effect: the claim is prepared and its CDI spec written."""
         self._update(uid, "PrepareCompleted", devices, cdi_spec)
 
+    def start_unprepare(self, uid: str, devices: tuple[DeviceRecord, ...]) -> None:
+        """Before undoing anything: the claim (in any state) is being undone; ``devices`` are what to undo."""
+        with self._lock:
+            record = self._doc.claims.get(uid)
+            if record is None:
+                raise ValueError(f"claim {uid} is not recorded: there is nothing to undo")
+            self._commit(uid, replace(record, state="UnprepareStarted", devices=devices, cdi_spec=None))
+
+    def unprepare_progress(self, uid: str, devices: tuple[DeviceRecord, ...]) -> None:
+        """Still undoing: ``devices`` are what is left to undo (the others are done)."""
+        self._update(uid, "UnprepareStarted", devices, None, expect="UnprepareStarted")
+
     def remove(self, uid: str) -> None:
         """The claim is unprepared (idempotent: removing an unknown claim writes nothing)."""
         with self._lock:
@@ -334,11 +350,19 @@ class Checkpoint:
             self._write(doc)
             self._doc = doc
 
-    def _update(self, uid: str, state: State, devices: tuple[DeviceRecord, ...], cdi_spec: str | None) -> None:
+    def _update(
+        self,
+        uid: str,
+        state: State,
+        devices: tuple[DeviceRecord, ...],
+        cdi_spec: str | None,
+        expect: State = "PrepareStarted",
+    ) -> None:
         with self._lock:
             record = self._doc.claims.get(uid)
-            if record is None or record.state != "PrepareStarted":
-                raise ValueError(f"claim {uid} is {record.state if record else 'not recorded'}: call start() first")
+            if record is None or record.state != expect:
+                first = "start()" if expect == "PrepareStarted" else "start_unprepare()"
+                raise ValueError(f"claim {uid} is {record.state if record else 'not recorded'}: call {first} first")
             self._commit(uid, replace(record, state=state, devices=devices, cdi_spec=cdi_spec))
 
     def _commit(self, uid: str, record: ClaimRecord | None) -> None:

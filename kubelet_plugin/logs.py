@@ -1,4 +1,8 @@
-"""Structured logs: every line of a prepare/unprepare carries the claim's UID and namespace/name."""
+"""Structured logs: every line of a prepare/unprepare carries the claim's UID and namespace/name.
+
+Both are shortened to the longest valid value, so a claim reference that was never validated cannot
+flood a log line.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import logging
 from collections.abc import MutableMapping
 from typing import Any
 
+from dra_driver.k8s import LABEL_MAX, SUBDOMAIN_MAX, shorten
 from dra_driver.kubeletplugin.protocol import ClaimRef
+from dra_driver.kubeletplugin.validation import UID_MAX
 
 _CONTEXT = ("claim_uid", "claim")
 
@@ -16,7 +22,13 @@ class ClaimLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger bound to one claim."""
 
     def __init__(self, logger: logging.Logger, claim: ClaimRef) -> None:
-        super().__init__(logger, {"claim_uid": claim.uid, "claim": f"{claim.namespace}/{claim.name}"})
+        super().__init__(
+            logger,
+            {
+                "claim_uid": shorten(claim.uid, UID_MAX),
+                "claim": shorten(f"{claim.namespace}/{claim.name}", LABEL_MAX + 1 + SUBDOMAIN_MAX),
+            },
+        )
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}

@@ -1,7 +1,7 @@
 """From an allocated claim to the device records to prepare, validated before anything is touched. Pure.
 
-Every refusal happens here, before the checkpoint's first phase: a claim that is not allocated for
-this driver and node, a device this node does not have, an opaque config that does not decode or
+Every refusal happens here, before the checkpoint's first phase: a claim that is not allocated (or has
+no device allocated by this driver, or one from another node), a device this node does not have, an opaque config that does not decode or
 does not fit the device, a time-slice interval that conflicts with the GPU's other users.
 """
 
@@ -136,6 +136,11 @@ def plan_claim(
     if not allocation:
         raise ClaimRejected("claim is not allocated (yet); the scheduler allocates it when it schedules the pod")
     results = [r for r in allocation.get("devices", {}).get("results") or [] if r.get("driver") == ctx.driver]
+    if not results:
+        raise ClaimRejected(
+            f"claim {claim_ref.namespace}/{claim_ref.name} has no devices allocated by driver {ctx.driver}: "
+            "its status.allocation names only other drivers, so this driver has nothing to prepare"
+        )
     for r in results:
         if r.get("pool") != ctx.node:
             raise ClaimRejected(

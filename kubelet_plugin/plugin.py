@@ -1,9 +1,12 @@
 """The kubelet plugin daemon: wiring, start-up, the publish loop, health endpoints, graceful shutdown.
 
 Start-up: settings -> NVML session -> API capabilities -> inventory -> checkpoint -> repair -> gRPC
-services (DRA socket, then registration) -> first slice publication (then ready). A loop re-scans the
-hardware every ``rescan_seconds`` and republishes (no write when nothing changed). SIGTERM stops the
-services (sockets removed) and closes NVML; slices stay, so a restarted plugin takes over seamlessly.
+services (DRA socket, then registration) -> slice reconciler (ready after its first publication). A loop
+re-scans the hardware every ``rescan_seconds`` and hands the pool to the reconciler, which publishes it
+(no write when nothing changed), restores slices changed or deleted by others and retries while the API
+server is away; the loop itself never waits for the API server. Every API request has the timeouts of
+``--api-connect-timeout`` / ``--api-read-timeout``. SIGTERM stops the services (sockets removed) and
+closes NVML; slices stay, so a restarted plugin takes over seamlessly.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import yaml
 
 from api.partitioning import GpuMode, Mig, PartitioningConfig, parse_config
 from dra_driver.inventory import Inventory
-from dra_driver.k8s import Kube
+from dra_driver.k8s import Kube, resource_path
 from dra_driver.kubeletplugin.server import PluginServer
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
 from dra_driver.resourceslice.probe import probe
-from dra_driver.resourceslice.publisher import SlicePublisher
+from dra_driver.resourceslice.publisher import PublishResult, SlicePublisher
+from dra_driver.resourceslice.reconciler import SliceReconciler
 from dra_driver.slices.builder import build_pool
 from kubelet_plugin import logs
 from kubelet_plugin.cdi_specs import read_mig_minors
@@ -57,12 +61,12 @@ class Plugin:
         self.settings = settings
         self.stopping = threading.Event()
         self.ready = threading.Event()
-        self.kube = Kube.from_kubeconfig(settings.kubeconfig)
+        self.kube = Kube.from_kubeconfig(settings.kubeconfig, settings.api_timeouts)
         self.nvml = Nvml(settings.nvml_lib)
         self.nvml.open()
         self.caps = probe(self.kube)
         self.config = self._load_config(settings.partitioning_config)
-        node = self.kube.get(f"/api/v1/nodes/{settings.node_name}") or {}
+        node = self.kube.get(resource_path("v1", "nodes", settings.node_name)) or {}
         self.labels: dict[str, str] = node.get("metadata", {}).get("labels") or {}
         self._inventory = discover(self.nvml)
         self._health_changed = threading.Condition()
@@ -81,7 +85,10 @@ class Plugin:
             settings.state_dir / "mps",
             read_mig_minors(),
         )
-        self.publisher = SlicePublisher.for_node(self.kube, self.caps, settings.driver_name, settings.node_name)
+        self.slices = SliceReconciler(
+            SlicePublisher.for_node(self.kube, self.caps, settings.driver_name, settings.node_name),
+            on_published=self._published,
+        )
         self.server = PluginServer(settings.driver_name, settings.dra_socket, settings.registration_socket, self)
         self._rescan: threading.Thread | None = None
 
@@ -126,12 +133,13 @@ class Plugin:
         report = repair(self.driver, mig_gpus)
         log.info("repair done: %s", report)
         self.server.start()
+        self.slices.start()
         self.publish()
-        self.ready.set()
         self._rescan = threading.Thread(target=self._rescan_loop, name="rescan", daemon=True)
         self._rescan.start()
 
     def publish(self) -> None:
+        """Build the pool from the current inventory and hand it to the reconciler (returns at once)."""
         pool = build_pool(
             self._inventory, self.modes(self._inventory), self.caps, self.settings.driver_name, self.settings.node_name
         )
@@ -142,9 +150,14 @@ class Plugin:
                 index = device.attribute("index")
                 if isinstance(index, int):
                     self._device_gpu[device.name] = index
-        result = self.publisher.publish_with_retry(pool)
+        self.slices.set_desired(pool)
+
+    def _published(self, result: PublishResult) -> None:
         if result.writes:
             log.info("published %d slice write(s), generation %d", result.writes, result.generation)
+        if not self.ready.is_set():
+            log.info("slices published: ready")
+            self.ready.set()
 
     def _rescan_loop(self) -> None:
         while not self.stopping.wait(self.settings.rescan_seconds):
@@ -155,6 +168,7 @@ class Plugin:
                     self._inventory = inv
                     if changed:
                         self._health_changed.notify_all()
+                self.driver.retry_pending_unprepares()  # undos a GPU refused earlier (e.g. lost, now back)
                 self.publish()
             except Exception:
                 log.exception("re-scan failed; retrying in %.0fs", self.settings.rescan_seconds)
@@ -164,6 +178,7 @@ class Plugin:
         self.server.stop()
         if self._rescan is not None:
             self._rescan.join(timeout=30)
+        self.slices.stop()
         self.driver.shutdown()  # finish claims in flight before NVML goes away
         self.nvml.close()
         self._state_lock.close()
@@ -194,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     if settings.health_port:
         _serve_health(plugin, settings.health_port)
     plugin.start()
-    log.info("plugin ready on node %s", settings.node_name)
+    log.info("plugin started on node %s; ready once its slices are published", settings.node_name)
     stop.wait()
     log.info("SIGTERM: shutting down")
     plugin.stop()

@@ -12,8 +12,12 @@ from typing import Literal, TypeAlias
 
 from dra_driver.kubeletplugin.protocol import ClaimRef, PreparedDevice
 
-State: TypeAlias = Literal["PrepareStarted", "PrepareCompleted"]
-STATES: tuple[State, ...] = ("PrepareStarted", "PrepareCompleted")
+# PrepareStarted: being prepared; the devices are planned, those applied so far carry what was created.
+# PrepareCompleted: prepared; the CDI spec is written.
+# UnprepareStarted: being undone (an unprepare, or the roll-back of a failed prepare); the devices are
+#   what is still to undo, so a retry never undoes one twice.
+State: TypeAlias = Literal["PrepareStarted", "PrepareCompleted", "UnprepareStarted"]
+STATES: tuple[State, ...] = ("PrepareStarted", "PrepareCompleted", "UnprepareStarted")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.names import DEFAULT_DRIVER_NAME
+from dra_driver.k8s import Timeouts
 
 DEFAULT_DRIVER = DEFAULT_DRIVER_NAME
+KUBELET_DEADLINE_S = 45.0  # the kubelet gives up on NodePrepareResources after this long
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Settings:
     pod_uid: str  # makes socket names unique per plugin pod (rolling updates)
     log_json: bool
     boot_id_file: Path  # the kernel's boot ID; a change means the node rebooted since the checkpoint
+    api_timeouts: Timeouts  # connect / read timeout of every API request (prepares must answer within 45 s)
 
     @property
     def dra_socket(self) -> Path:
@@ -54,6 +57,8 @@ _FLAGS: tuple[tuple[str, str, str, str], ...] = (
     ("--pod-uid", "POD_UID", "", "plugin pod UID, for unique socket names (default: pid)"),
     ("--log-json", "LOG_JSON", "false", "log JSON lines"),
     ("--boot-id-file", "BOOT_ID_FILE", "/proc/sys/kernel/random/boot_id", "the kernel's boot ID"),
+    ("--api-connect-timeout", "API_CONNECT_TIMEOUT", "5", "seconds to wait for a connection to the API server"),
+    ("--api-read-timeout", "API_READ_TIMEOUT", "15", "seconds to wait for each read of an API server answer"),
 )
 
 
@@ -83,4 +88,20 @@ def parse(argv: list[str] | None = None) -> Settings:
         pod_uid=a.pod_uid or str(os.getpid()),
         log_json=str(a.log_json).lower() in ("1", "true", "yes"),
         boot_id_file=Path(a.boot_id_file),
+        api_timeouts=_timeouts(parser, a.api_connect_timeout, a.api_read_timeout),
     )
+
+
+def _timeouts(parser: argparse.ArgumentParser, connect: str, read: str) -> Timeouts:
+    try:
+        timeouts = Timeouts(float(connect), float(read))
+    except ValueError:
+        parser.error(
+            f"--api-connect-timeout / --api-read-timeout must be numbers of seconds (got {connect!r}, {read!r})"
+        )
+    if min(timeouts.connect, timeouts.read) <= 0 or timeouts.connect + timeouts.read >= KUBELET_DEADLINE_S:
+        parser.error(
+            f"API timeouts must be positive and add up to less than the kubelet's {KUBELET_DEADLINE_S:g}s deadline "
+            f"(got connect {timeouts.connect:g}s, read {timeouts.read:g}s)"
+        )
+    return timeouts

@@ -1,20 +1,41 @@
 """Operate a simulated machine from outside NVML: create it, inject faults, reset GPUs, inspect state.
 
 This is the simulated equivalent of racking a server, pulling a GPU off the bus (``lost``) or
-resetting it. Tests, the sandbox and ``dra-gpu sim`` use it; driver code never does.
+resetting it. Tests, the sandbox and ``dra-gpu sim`` use it; driver code never does. A request the machine
+cannot take (a GPU index it does not have, a state file that is not a machine) raises ``InvalidRequest``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from nvml_sim import machine
 from nvml_sim.abi import STATE_ENV
 from nvml_sim.build import library_dir, library_path
-from nvml_sim.machine import State
+from nvml_sim.machine import Gpu, State
 from nvml_sim.store import StateStore
+
+
+class InvalidRequest(ValueError):
+    """The request names a GPU the machine does not have, or the state file is not a simulated machine."""
+
+
+def _checked(state: object, path: Path) -> State:
+    if not isinstance(state, dict) or not isinstance(state.get("gpus"), list):
+        raise InvalidRequest(f"{path} is not a simulated machine state file (no GPU list)")
+    return state
+
+
+def _gpu(state: State, index: int) -> Gpu:
+    count = len(state["gpus"])
+    if not 0 <= index < count:
+        valid = f"valid GPUs are 0..{count - 1}" if count else "it has no GPUs"
+        raise InvalidRequest(f"no GPU {index} on this {state.get('profile', 'simulated')} machine; {valid}")
+    return machine.gpu_at(state, index)
 
 
 class SimulatedMachine:
@@ -31,15 +52,25 @@ class SimulatedMachine:
         return sim
 
     def state(self) -> State:
-        return self.store.read()
+        try:
+            raw = self.store.read()
+        except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+            raise InvalidRequest(f"{self.state_path} is not a simulated machine state file (not JSON: {exc})") from exc
+        return _checked(raw, self.state_path)
+
+    @contextlib.contextmanager
+    def _mutate(self) -> Iterator[State]:
+        self.state()  # the same checks before taking the lock
+        with self.store.mutate() as st:
+            yield _checked(st, self.state_path)
 
     def set_fault(self, gpu_index: int, fault: str | None) -> None:
-        with self.store.mutate() as st:
-            machine.set_fault(machine.gpu_at(st, gpu_index), fault)
+        with self._mutate() as st:
+            machine.set_fault(_gpu(st, gpu_index), fault)
 
     def reset_gpu(self, gpu_index: int) -> None:
-        with self.store.mutate() as st:
-            machine.reset_gpu(machine.gpu_at(st, gpu_index))
+        with self._mutate() as st:
+            machine.reset_gpu(_gpu(st, gpu_index))
 
     def reboot(self) -> None:
         with self.store.mutate() as st:

@@ -2,9 +2,10 @@
 profile, the driver's kubelet plugin on a simulated GPU machine of that profile.
 
 Each node gets ``<workdir>/nodes/<node>/`` with ``plugins_registry/``, ``plugins/``, ``cdi/``, ``state/`` and
-``machine.json`` (the simulated NVML state; ``dra-gpu sim ... <that file>`` operates on it). The plugin
-finds the simulated ``libnvidia-ml.so.1`` through ``LD_LIBRARY_PATH``, like a real one. If
-``<workdir>/partitioning.yaml`` exists, every plugin uses it (``dra-gpu sandbox up --mode`` writes it).
+``machine.json`` (the simulated NVML state; ``dra-gpu sim ... <that file>`` operates on it). A machine file
+already there is reused (``nodestate.keep_only`` has discarded any of another profile). The plugin finds the
+simulated ``libnvidia-ml.so.1`` through ``LD_LIBRARY_PATH``, like a real one. Every plugin reads its GPU mode
+from ``<workdir>/partitioning.yaml`` (:func:`write_partitioning`, from ``dra-gpu sandbox up --mode``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from kubernetes.client import ApiClient
 
-from api.names import DEFAULT_DRIVER_NAME
+from api.names import API_VERSION, DEFAULT_DRIVER_NAME
+from api.partitioning import KIND, parse_mode
 from dra_driver.k8s import Kube
 from nvml_sim.control import SimulatedMachine
 from sandbox.errors import SandboxError
@@ -26,12 +29,11 @@ DRIVER = DEFAULT_DRIVER_NAME
 PLUGIN_READY_TIMEOUT_S = 90.0
 
 
-def node_root(layout: Layout, node: str) -> Path:
-    return layout.root / "nodes" / node
-
-
-def partitioning_file(layout: Layout) -> Path:
-    return layout.root / "partitioning.yaml"
+def write_partitioning(layout: Layout, mode: str) -> None:
+    """Write the PartitioningConfig that puts every GPU of every node in ``mode`` (whole, mig, timeslice:N, shared)."""
+    parse_mode(mode, "--mode")
+    doc = {"apiVersion": API_VERSION, "kind": KIND, "defaultMode": mode}
+    layout.partitioning_file.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def _kubelet(layout: Layout, node: str, kubeconfig: Path) -> ProcessSpec:
@@ -42,7 +44,7 @@ def _kubelet(layout: Layout, node: str, kubeconfig: Path) -> ProcessSpec:
         "--node",
         node,
         "--root",
-        str(node_root(layout, node)),
+        str(layout.node(node)),
         "--kubeconfig",
         str(kubeconfig),
     )
@@ -50,8 +52,8 @@ def _kubelet(layout: Layout, node: str, kubeconfig: Path) -> ProcessSpec:
 
 
 def _plugin(layout: Layout, node: str, profile: str, kubeconfig: Path) -> ProcessSpec:
-    root = node_root(layout, node)
-    machine_file = root / "machine.json"
+    root = layout.node(node)
+    machine_file = layout.machine_file(node)
     sim = (
         SimulatedMachine(machine_file)
         if machine_file.exists()
@@ -78,8 +80,8 @@ def _plugin(layout: Layout, node: str, profile: str, kubeconfig: Path) -> Proces
         "--rescan-seconds",
         "10",
     ]
-    if partitioning_file(layout).exists():
-        argv += ["--partitioning-config", str(partitioning_file(layout))]
+    if layout.partitioning_file.exists():
+        argv += ["--partitioning-config", str(layout.partitioning_file)]
     return ProcessSpec(f"plugin-{node}", tuple(argv), layout.log(f"plugin-{node}"), sim.environ())
 
 

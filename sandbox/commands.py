@@ -2,7 +2,9 @@
 stdout. The argument parser lives in cli.
 
 ``up`` locates (or builds) the binaries in the foreground, then starts a detached supervisor (see supervisor.py)
-that owns the sandbox, and follows its log until the status says ready (exit 0) or failed (exit 1).
+that owns the sandbox, and follows its log until the status says ready (exit 0) or failed (exit 1). Invalid
+arguments, or a sandbox already running there with other arguments, exit 2 with one line on stderr.
+``down`` stops it and removes the node state (``nodestate``) unless asked to keep it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import instance
+from api.errors import ConfigError
+from api.partitioning import parse_mode
+from nvml_sim.hardware import MACHINE_PROFILES
+from sandbox import instance, nodestate
 from sandbox.binaries import Binaries, find_or_build
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout, default_workdir
@@ -24,6 +30,7 @@ from sandbox.status import State, Status, read_status
 
 UP_TIMEOUT_S = 600.0
 DOWN_TIMEOUT_S = 30.0
+STATUS_WAIT_S = 5.0
 POLL_S = 0.25
 
 
@@ -31,24 +38,62 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+def _complain(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What ``up`` was asked for: a running sandbox satisfies it only if it was started with the same."""
+
+    profile: str  # "" for nodes without GPUs
+    nodes: int
+    mode: str  # canonical (str of api.partitioning's mode)
+
+    @classmethod
+    def of(cls, status: Status) -> Request:
+        return cls(status.profile, status.node_count, status.mode)
+
+    def flags(self) -> dict[str, str]:
+        return {"--profile": self.profile or "none", "--nodes": str(self.nodes), "--mode": self.mode}
+
+
+def _request(profile: str, nodes: int, mode: str | None) -> Request | str:
+    """The request in canonical form, or what is wrong with it."""
+    if profile and profile not in MACHINE_PROFILES:
+        return f"--profile: unknown profile {profile!r}; valid profiles: none, {', '.join(sorted(MACHINE_PROFILES))}"
+    if nodes < 0:
+        return f"--nodes must be 0 or more, not {nodes}"
+    try:
+        canonical = str(parse_mode(mode or "whole", "--mode"))
+    except ConfigError as exc:
+        return str(exc)
+    return Request(profile, nodes, canonical)
+
+
 def sandbox_up(
     profile: str,
     nodes: int,
     workdir: Path | None = None,
     *,
+    mode: str | None = None,
     timeout: float = UP_TIMEOUT_S,
     owner_pid: int | None = None,
 ) -> int:
-    """Start a sandbox with ``nodes`` simulated nodes (``sim-node-0`` …) unless one already runs there.
+    """Start a sandbox with ``nodes`` simulated nodes (``sim-node-0`` …) of ``profile`` ("" for nodes without
+    GPUs), every GPU in ``mode`` (default whole), unless one already runs there.
 
-    With ``owner_pid`` the sandbox stops by itself once that process is gone (used by the test fixtures).
+    Exit 0 when the sandbox is ready, also when one started with the same arguments already runs; 2 when the
+    arguments are invalid or the running one was started with others (the message names the difference); 1 when
+    it fails to start. With ``owner_pid`` the sandbox stops by itself once that process is gone (the test fixtures).
     """
     layout = Layout((workdir or default_workdir()).resolve())
-    if instance.is_running(layout):
-        return _already_running(layout)
-    if nodes < 0:
-        print(f"--nodes must be 0 or more, not {nodes}", flush=True)
+    request = _request(profile, nodes, mode)
+    if isinstance(request, str):
+        _complain(request)
         return 2
+    if instance.is_running(layout):
+        return _already_running(layout, request)
     try:
         binaries = find_or_build(lambda line: _say(f"  {line}"))
     except SandboxError as exc:
@@ -57,16 +102,17 @@ def sandbox_up(
     _say(f"  binaries: etcd {binaries.etcd}, Kubernetes {binaries.kube_apiserver.parent}")
     lock_fd = instance.try_lock(layout)
     if lock_fd is None:
-        return _already_running(layout)
+        return _already_running(layout, request)
     try:
-        offset = _start_supervisor(layout, profile, nodes, binaries, lock_fd, owner_pid)
+        offset = _start_supervisor(layout, request, binaries, lock_fd, owner_pid)
     finally:
         os.close(lock_fd)
     return _follow_start(layout, offset, timeout)
 
 
-def sandbox_down(workdir: Path | None = None, *, timeout: float = DOWN_TIMEOUT_S) -> int:
-    """Stop the sandbox (SIGTERM, then SIGKILL after ``timeout`` s) and check no process of it is left."""
+def sandbox_down(workdir: Path | None = None, *, timeout: float = DOWN_TIMEOUT_S, keep_state: bool = False) -> int:
+    """Stop the sandbox (SIGTERM, then SIGKILL after ``timeout`` s), check no process of it is left, and remove
+    the node state (simulated GPUs, plugin checkpoints, CDI specs) unless ``keep_state``; also when none runs."""
     layout = Layout((workdir or default_workdir()).resolve())
     status = read_status(layout)
     if not instance.is_running(layout):
@@ -75,7 +121,7 @@ def sandbox_down(workdir: Path | None = None, *, timeout: float = DOWN_TIMEOUT_S
             f"no sandbox running in {layout.root}"
             + (f" (killed {leftovers} leftover process(es))" if leftovers else "")
         )
-        return 0
+        return _clean_node_state(layout, keep_state)
     record = instance.read_pid_file(layout)
     if record is None or not instance.alive(record):
         _say(f"a sandbox in {layout.root} is starting and has not written its pid file yet; try again shortly")
@@ -96,6 +142,21 @@ def sandbox_down(workdir: Path | None = None, *, timeout: float = DOWN_TIMEOUT_S
         _say(f"stopped, but these processes survived SIGKILL: {names}")
         return 1
     _say(f"stopped ({len(procs)} process(es) ended)")
+    return _clean_node_state(layout, keep_state)
+
+
+def _clean_node_state(layout: Layout, keep: bool) -> int:
+    if keep:
+        if layout.nodes.exists():
+            _say(f"kept the node state in {layout.nodes} for the next up with the same profile")
+        return 0
+    try:
+        removed = nodestate.remove(layout)
+    except OSError as exc:
+        _complain(f"could not remove the node state in {layout.nodes}: {exc}")
+        return 1
+    if removed:
+        _say(f"removed the node state (simulated GPUs, plugin checkpoints, CDI specs) in {layout.nodes}")
     return 0
 
 
@@ -130,7 +191,7 @@ def render_status(status: Status) -> str:
     gates = status.feature_gates
     lines = [
         f"sandbox in {status.workdir}: {status.state.value} (since {status.ready_at or status.started_at}), "
-        f"profile {status.profile or '-'}",
+        f"profile {status.profile or 'none'}, mode {status.mode}",
         f"  API server     {status.server or '-'}",
         f"  kubeconfig     {status.kubeconfig or '-'}",
         f"  nodes          {', '.join(status.nodes) or '-'}",
@@ -151,18 +212,39 @@ def render_status(status: Status) -> str:
     return "\n".join(lines)
 
 
-def _already_running(layout: Layout) -> int:
+def _already_running(layout: Layout, request: Request) -> int:
+    """Exit 0 if the running sandbox was started with ``request`` and is (or becomes) ready; 2 if with other
+    arguments; 1 if it fails or cannot be told apart."""
+    _wait(lambda: read_status(layout) is not None or not instance.is_running(layout), STATUS_WAIT_S)
     status = read_status(layout)
-    state = status.state.value if status else "starting"
-    _say(f"a sandbox is already running in {layout.root} ({state}); not starting another")
-    if status and status.kubeconfig:
+    if status is None:
+        _complain(f"a sandbox is starting in {layout.root} but has not recorded its arguments; try again shortly")
+        return 1
+    running = Request.of(status)
+    if running != request:
+        have, want = running.flags(), request.flags()
+        asked = " ".join(f"{k} {v}" for k, v in want.items() if have[k] != v)
+        _complain(
+            f"a sandbox is running in {layout.root} with {' '.join(f'{k} {v}' for k, v in have.items())}; "
+            f"you asked for {asked}: run `dra-gpu sandbox down` first"
+        )
+        return 2
+    if status.state is State.READY:
+        _say(f"a sandbox with these arguments is already running in {layout.root}; not starting another")
         _say(f"  export KUBECONFIG={status.kubeconfig}")
-    return 0
+        return 0
+    _say(f"a sandbox with these arguments is {status.state.value} in {layout.root}; following it")
+    return _follow_start(layout, _log_size(layout), UP_TIMEOUT_S, owned=False)
 
 
-def _start_supervisor(
-    layout: Layout, profile: str, nodes: int, binaries: Binaries, lock_fd: int, owner_pid: int | None
-) -> int:
+def _log_size(layout: Layout) -> int:
+    try:
+        return layout.supervisor_log.stat().st_size
+    except OSError:
+        return 0
+
+
+def _start_supervisor(layout: Layout, request: Request, binaries: Binaries, lock_fd: int, owner_pid: int | None) -> int:
     """Launch the detached supervisor; returns the size its log had before, where this run's lines begin."""
     layout.logs.mkdir(parents=True, exist_ok=True)
     layout.status_file.unlink(missing_ok=True)
@@ -173,8 +255,9 @@ def _start_supervisor(
         "run",
         "--detach",
         f"--workdir={layout.root}",
-        f"--profile={profile}",
-        f"--nodes={nodes}",
+        f"--profile={request.profile}",
+        f"--nodes={request.nodes}",
+        f"--mode={request.mode}",
         f"--lock-fd={lock_fd}",
         f"--etcd={binaries.etcd}",
         f"--kube-apiserver={binaries.kube_apiserver}",
@@ -197,8 +280,10 @@ def _start_supervisor(
     return offset
 
 
-def _follow_start(layout: Layout, offset: int, timeout: float) -> int:
-    """Echo the supervisor's log from ``offset`` until the status is ready or failed, or the supervisor is gone."""
+def _follow_start(layout: Layout, offset: int, timeout: float, *, owned: bool = True) -> int:
+    """Echo the supervisor's log from ``offset`` until the status is ready or failed, or the supervisor is gone.
+
+    When ``owned`` (this call started it) the sandbox is stopped on timeout and on Ctrl-C."""
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -217,11 +302,16 @@ def _follow_start(layout: Layout, offset: int, timeout: float) -> int:
                 _say(f"the supervisor exited before the sandbox was ready; see {layout.supervisor_log}")
                 return 1
             if time.monotonic() > deadline:
+                if not owned:
+                    _say(f"the sandbox was not ready within {timeout:.0f} s (logs: {layout.logs})")
+                    return 1
                 _say(f"the sandbox was not ready within {timeout:.0f} s; stopping it (logs: {layout.logs})")
                 sandbox_down(layout.root)
                 return 1
             time.sleep(POLL_S)
     except KeyboardInterrupt:
+        if not owned:
+            return 130
         _say("interrupted; stopping the sandbox")
         sandbox_down(layout.root)
         return 130

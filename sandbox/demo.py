@@ -1,7 +1,7 @@
 """``dra-gpu demo``: the main job, end to end on a laptop.
 
 Starts the sandbox (real control plane, one simulated DGX A100 node in MIG mode with the driver's
-kubelet plugin), installs the DeviceClasses, applies ``deploy/examples/mig-and-whole-gpu.yaml``,
+kubelet plugin; ``up`` installs the DeviceClasses), applies ``deploy/examples/mig-and-whole-gpu.yaml``,
 waits until the real scheduler has allocated and the plugin has prepared every claim, shows what
 happened on the (simulated) hardware, deletes the pods, shows that everything was undone, and stops
 the sandbox (``--keep`` leaves it running for ``kubectl``).
@@ -16,12 +16,9 @@ from typing import Any
 
 import yaml
 
-from api.names import API_VERSION
-from dra_driver.classes import device_classes
 from dra_driver.k8s import Kube, Obj
 from nvml_sim.control import SimulatedMachine
 from sandbox import commands
-from sandbox.agents import node_root
 from sandbox.layout import Layout, default_workdir
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # deploy/examples, shipped with this package
@@ -84,15 +81,11 @@ def show_node(root: Path) -> None:
 def run(keep: bool = False, workdir: Path | None = None) -> int:
     workdir = (workdir or default_workdir()).resolve()
     layout = Layout(workdir)
-    mode_file = workdir / "partitioning.yaml"
-    workdir.mkdir(parents=True, exist_ok=True)
-    mode_file.write_text(f"apiVersion: {API_VERSION}\nkind: PartitioningConfig\ndefaultMode: mig\n")
-    code = commands.sandbox_up("dgx-a100", 1, workdir)
+    code = commands.sandbox_up("dgx-a100", 1, workdir, mode="mig")
     if code != 0:
         return code
     try:
         kube = Kube.from_kubeconfig(layout.kubeconfig)
-        apply(kube, device_classes())
         examples = [d for d in yaml.safe_load_all((EXAMPLES / "mig-and-whole-gpu.yaml").read_text()) if d]
         apply(kube, examples)
         pods = [d["metadata"]["name"] for d in examples if d["kind"] == "Pod"]
@@ -114,12 +107,12 @@ def run(keep: bool = False, workdir: Path | None = None) -> int:
         )
         print(f"all {len(pods)} pods Running after {time.monotonic() - start:.1f} s\n")
         show_pods(kube, pods)
-        show_node(node_root(layout, NODE))
+        show_node(layout.node(NODE))
         for p in pods:
             kube.delete(f"/api/v1/namespaces/default/pods/{p}")
         _wait("pods deleted", lambda: all(kube.get(f"/api/v1/namespaces/default/pods/{p}") is None for p in pods))
         print("\npods deleted; the plugin undid everything:")
-        show_node(node_root(layout, NODE))
+        show_node(layout.node(NODE))
     finally:
         if not keep:
             commands.sandbox_down(workdir)

@@ -11,6 +11,9 @@
         pki/                  CA, serving and client certificates, service-account keys
         etcd-data/            etcd's data directory (recreated on every start)
         logs/                 one log file per process: supervisor.log, etcd.log, kube-apiserver.log, ...
+        partitioning.yaml     the GPU mode of every node's plugin, written by ``up`` from ``--mode``
+        nodes/<node>/         node state: simulated GPUs (machine.json), plugin checkpoint (state/), CDI specs
+                              (cdi/), plugin sockets; removed by ``down`` unless ``--keep-state``
 """
 
 from __future__ import annotations
@@ -67,6 +70,21 @@ class Layout:
     @property
     def supervisor_log(self) -> Path:
         return self.logs / "supervisor.log"
+
+    @property
+    def partitioning_file(self) -> Path:
+        return self.root / "partitioning.yaml"
+
+    @property
+    def nodes(self) -> Path:
+        return self.root / "nodes"
+
+    def node(self, name: str) -> Path:
+        return self.nodes / name
+
+    def machine_file(self, node: str) -> Path:
+        """The node's simulated GPU machine (``dra-gpu sim ... <this file>`` operates on it)."""
+        return self.node(node) / "machine.json"
 
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"

@@ -53,6 +53,7 @@ class Status:
     supervisor_pid: int
     supervisor_start_ticks: int
     started_at: str
+    mode: str = "whole"  # the GPU mode of every node (``up --mode``)
     message: str = ""
     ready_at: str = ""
     startup_seconds: float | None = None
@@ -73,6 +74,7 @@ class Status:
             "workdir": self.workdir,
             "profile": self.profile,
             "nodeCount": self.node_count,
+            "mode": self.mode,
             "supervisor": {"pid": self.supervisor_pid, "startTicks": self.supervisor_start_ticks},
             "startedAt": self.started_at,
             "message": self.message,
@@ -101,6 +103,7 @@ class Status:
             supervisor_pid=int(doc["supervisor"]["pid"]),
             supervisor_start_ticks=int(doc["supervisor"]["startTicks"]),
             started_at=str(doc["startedAt"]),
+            mode=str(doc.get("mode", "whole")),
             message=str(doc.get("message", "")),
             ready_at=str(doc.get("readyAt", "")),
             startup_seconds=doc.get("startupSeconds"),

@@ -1,14 +1,15 @@
 """The supervisor: the one process that owns a running sandbox.
 
-It starts the control plane, registers the simulated nodes, starts the per-node agents
-(:func:`start_node_agents`), marks ``status.json`` ready, and then watches its children until SIGTERM or SIGINT,
+It starts the control plane, registers the simulated nodes, discards node state of another profile
+(``nodestate.keep_only``), writes the GPU mode, starts the per-node agents (:func:`start_node_agents`), installs
+the shipped DeviceClasses when the nodes have GPUs, marks ``status.json`` ready, and then watches its children until SIGTERM or SIGINT,
 when it stops everything in reverse order (agents, nodes, scheduler/controller manager, API server, etcd) and
 marks the status ``stopped``. If a control-plane process dies on its own, the supervisor stops the rest and marks
 the status ``failed`` with the log to read. Its children die with it even on SIGKILL (parent-death signal).
 
 Started detached by ``dra-gpu sandbox up`` (see commands.py) as::
 
-    python -m sandbox.supervisor run --workdir DIR --profile NAME --nodes N [--detach] [--lock-fd FD]
+    python -m sandbox.supervisor run --workdir DIR --profile NAME --nodes N [--mode MODE] [--detach] [--lock-fd FD]
         [--owner-pid PID]
         [--etcd PATH --kube-apiserver PATH --kube-scheduler PATH --kube-controller-manager PATH]
 """
@@ -30,7 +31,8 @@ from typing import Any
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
-from sandbox import agents, flags, instance
+from dra_driver.k8s import Kube
+from sandbox import agents, classes, flags, instance, nodestate
 from sandbox.binaries import Binaries, find_or_build
 from sandbox.controlplane import DEFAULT_STARTUP_TIMEOUT_S, ControlPlane
 from sandbox.errors import SandboxError
@@ -72,6 +74,7 @@ class SupervisorConfig:
     workdir: Path
     profile: str
     nodes: int
+    mode: str = "whole"
     binaries: Binaries | None = None
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_S
     owner: instance.PidRecord | None = None
@@ -88,6 +91,7 @@ class Supervisor:
             workdir=str(cfg.workdir),
             profile=cfg.profile,
             node_count=cfg.nodes,
+            mode=cfg.mode,
             supervisor_pid=me.pid,
             supervisor_start_ticks=me.start_ticks,
             started_at=_now(),
@@ -137,9 +141,14 @@ class Supervisor:
             self._nodes.append(register_node(api, name))
         self._progress(f"registered {len(self._nodes)} simulated node(s)")
         self._update(State.STARTING, message="starting node agents", nodes=node_names(self.cfg.nodes))
+        for note in nodestate.keep_only(self.layout, node_names(self.cfg.nodes), self.cfg.profile):
+            self._progress(note)
+        agents.write_partitioning(self.layout, self.cfg.mode)
         children = start_node_agents(self.layout, self._status, cp.kubeconfig, api)
         self._agents = [c.popen for c in children]
         agent_infos = tuple(_popen_info(c.spec.name, c.popen, self.layout) for c in children)
+        if self.cfg.profile:
+            self._progress(f"installed {classes.install(Kube(api))} shipped DeviceClass(es)")
         self._update(State.READY, message="ready", ready_at=_now(), processes=self._status.processes + agent_infos)
         self._progress(f"ready: export KUBECONFIG={cp.kubeconfig}")
 
@@ -217,6 +226,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--workdir", type=Path, required=True)
     run.add_argument("--profile", default="")
     run.add_argument("--nodes", type=int, default=1)
+    run.add_argument("--mode", default="whole", help="GPU mode of every node: whole, mig, timeslice:N or shared")
     run.add_argument("--lock-fd", type=int, help="inherited descriptor already holding the sandbox lock")
     run.add_argument("--detach", action="store_true", help="fork; the parent exits at once")
     run.add_argument("--startup-timeout", type=float, default=DEFAULT_STARTUP_TIMEOUT_S)
@@ -246,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.owner_pid is not None:
         ticks = instance.start_ticks(args.owner_pid)
         owner = instance.PidRecord(args.owner_pid, ticks if ticks is not None else -1)
-    cfg = SupervisorConfig(args.workdir, args.profile, args.nodes, _binaries(args), args.startup_timeout, owner)
+    cfg = SupervisorConfig(
+        args.workdir, args.profile, args.nodes, args.mode, _binaries(args), args.startup_timeout, owner
+    )
     return Supervisor(cfg).run()
 
 

@@ -122,6 +122,30 @@ def test_complete_needs_a_started_claim(tmp_path: Path) -> None:
         cp.progress("uid-1", ())
 
 
+def test_a_claim_being_undone_reads_back_with_what_is_left_to_undo(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    cp = load(path)
+    cp.start(CLAIM, (MIG_PLANNED,))
+    cp.complete("uid-1", (WHOLE, MIG_DONE), "spec.json")
+    cp.start_unprepare("uid-1", (WHOLE, MIG_DONE))
+    cp.unprepare_progress("uid-1", (WHOLE,))
+    record = load(path).claims()["uid-1"]
+    assert (record.state, record.devices, record.cdi_spec) == ("UnprepareStarted", (WHOLE,), None)
+    assert json.loads(path.read_text())["claims"]["uid-1"]["state"] == "UnprepareStarted"
+
+
+def test_undo_progress_needs_a_claim_being_undone(tmp_path: Path) -> None:
+    cp = load(tmp_path / "checkpoint.json")
+    with pytest.raises(ValueError, match="not recorded: there is nothing to undo"):
+        cp.start_unprepare("uid-1", ())
+    cp.start(CLAIM, (WHOLE,))
+    with pytest.raises(ValueError, match="is PrepareStarted: call start_unprepare"):
+        cp.unprepare_progress("uid-1", ())
+    cp.start_unprepare("uid-1", (WHOLE,))
+    with pytest.raises(ValueError, match="is UnprepareStarted: call start"):
+        cp.progress("uid-1", ())
+
+
 def test_starting_a_recorded_claim_again_is_refused_so_its_record_is_not_lost(tmp_path: Path) -> None:
     cp = load(tmp_path / "checkpoint.json")
     cp.start(CLAIM, (MIG_PLANNED,))

@@ -101,3 +101,12 @@ def test_a_claim_for_another_node_or_a_stale_uid_is_refused(machine: MachineFact
         plan_claim(ctx, REF, foreign, [])
     with pytest.raises(ClaimRejected, match="deleted and re-created"):
         plan_claim(ctx, REF, _claim("gpu-0", uid="uid-2"), [])
+
+
+def test_a_claim_without_devices_of_this_driver_is_refused(machine: MachineFactory) -> None:
+    machine("single-a100", init=False)
+    ctx = Context(DRIVER, "node", _inventory(), "/tmp/mps")
+    other = _claim("gpu-0")
+    other["status"]["allocation"]["devices"]["results"][0]["driver"] = "nic.example.com"
+    with pytest.raises(ClaimRejected, match=f"claim ns/claim has no devices allocated by driver {DRIVER}"):
+        plan_claim(ctx, REF, other, [])

@@ -1,5 +1,5 @@
 """This driver's opaque configs in a DeviceClass or claim, checked with the one shared validator
-(``api.config.decode_configs`` → ``decode_opaque``). Used by the linter and the admission webhook. Pure.
+(``api.config.resolve.decode_entry`` → ``decode_opaque``). Used by the linter and the admission webhook. Pure.
 
 Every entry is decoded on its own so that one bad entry does not hide the next; entries of other drivers
 are ignored, however they look.
@@ -7,7 +7,8 @@ are ignored, however they look.
 
 from __future__ import annotations
 
-from api.config import ConfigEntry, decode_configs
+from api.config import ConfigEntry
+from api.config.resolve import decode_entry
 from api.errors import ConfigError
 
 
@@ -17,11 +18,13 @@ def decode_each(raw: object, driver: str, field: str) -> list[ConfigEntry | Conf
         return []  # absent, or the wrong type: the API server's own validation says so
     out: list[ConfigEntry | ConfigError] = []
     for i, item in enumerate(raw):
-        # Entries before i are replaced by empty ones (skipped by decode_configs) so that paths name field[i].
         try:
-            out += decode_configs([*([{}] * i), item], driver, field, "FromClaim")
+            entry = decode_entry(item, driver, f"{field}[{i}]", "FromClaim")
         except ConfigError as e:
             out.append(e)
+            continue
+        if entry is not None:
+            out.append(entry)
     return out
 
 

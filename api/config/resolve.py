@@ -88,25 +88,28 @@ def decode_configs(raw: object, driver: str, field: str, source: Source | None =
     ``ResourceClaim.spec.devices.config`` (``FromClaim``); when ``None`` each entry must carry its own
     ``source``, as in ``status.allocation.devices.config``. Errors name ``field[i]...``.
     """
-    entries = []
-    for i, item in enumerate(strict.want_list(raw if raw is not None else [], field)):
-        at = f"{field}[{i}]"
-        obj = strict.want_mapping(item, at)
-        if obj.get("opaque") is None:
-            continue
-        opaque = strict.want_mapping(obj["opaque"], f"{at}.opaque")
-        if opaque.get("driver") != driver:
-            continue
-        src: Source
-        if source is not None:
-            src = source
-        else:
-            given = strict.want_choice(strict.required(obj, "source", at), f"{at}.source", SOURCES, "source")
-            src = "FromClass" if given == "FromClass" else "FromClaim"
-        requests = strict.want_str_list(obj["requests"], f"{at}.requests") if obj.get("requests") is not None else ()
-        parameters = strict.required(opaque, "parameters", f"{at}.opaque", "an opaque config needs parameters")
-        entries.append(ConfigEntry(src, requests, decode_opaque(parameters, f"{at}.opaque.parameters"), at))
-    return tuple(entries)
+    items = strict.want_list(raw if raw is not None else [], field)
+    decoded = (decode_entry(item, driver, f"{field}[{i}]", source) for i, item in enumerate(items))
+    return tuple(entry for entry in decoded if entry is not None)
+
+
+def decode_entry(item: object, driver: str, at: str, source: Source | None = None) -> ConfigEntry | None:
+    """One ``config[]`` entry at path ``at``: this driver's, decoded; None for other drivers' and non-opaque ones."""
+    obj = strict.want_mapping(item, at)
+    if obj.get("opaque") is None:
+        return None
+    opaque = strict.want_mapping(obj["opaque"], f"{at}.opaque")
+    if opaque.get("driver") != driver:
+        return None
+    src: Source
+    if source is not None:
+        src = source
+    else:
+        given = strict.want_choice(strict.required(obj, "source", at), f"{at}.source", SOURCES, "source")
+        src = "FromClass" if given == "FromClass" else "FromClaim"
+    requests = strict.want_str_list(obj["requests"], f"{at}.requests") if obj.get("requests") is not None else ()
+    parameters = strict.required(opaque, "parameters", f"{at}.opaque", "an opaque config needs parameters")
+    return ConfigEntry(src, requests, decode_opaque(parameters, f"{at}.opaque.parameters"), at)
 
 
 def resolve_configs(

@@ -1,6 +1,7 @@
 """``dra-gpu lint``'s shell: read files, ask the cluster, run the pure linter, print, choose the exit code.
 
-Exit codes: 0 no findings, 1 findings, 2 a file could not be read (or the cluster could not be asked).
+Exit codes: 0 no findings, 1 findings, 2 an input could not be read or parsed (then only the errors are printed,
+one line each on stderr, and nothing is linted) or the cluster could not be asked.
 The simulated machine's slices are built by the CLI (``cli.lint_cmd``) and passed in.
 """
 
@@ -15,6 +16,7 @@ from typing import Any, TextIO
 import urllib3
 from kubernetes.config import ConfigException
 
+from api.errors import ConfigError
 from cli.lint.core import Options, lint_documents
 from cli.lint.feasibility import Environment, Target
 from cli.lint.load import Document, Unreadable, parse_documents
@@ -48,18 +50,33 @@ def _expand(files: Sequence[str]) -> Iterator[str]:
             yield name
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def read_documents(files: Sequence[str], stdin: TextIO) -> tuple[list[Document], list[str]]:
-    """Documents of every readable file, and one error line per file that is not."""
+    """Documents of every readable file, and one error line per file that cannot be read or parsed."""
     documents: list[Document] = []
     errors = []
     for name in _expand(files):
         try:
             text = stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+        except OSError as e:
+            errors.append(f"{name}: cannot read: {e.strerror or e}")
+            continue
+        except UnicodeDecodeError as e:
+            errors.append(f"{name}: cannot read: not UTF-8 text ({e.reason} at byte {e.start})")
+            continue
+        try:
             documents += parse_documents(text, "<stdin>" if name == "-" else name)
-        except (OSError, UnicodeDecodeError) as e:
-            errors.append(f"{name}: cannot read: {e}")
         except Unreadable as e:
-            errors.append(str(e))
+            errors.append(_one_line(str(e)))
+        except ConfigError as e:
+            errors.append(_one_line(f"{name}: cannot be parsed: {e}"))
+        except RecursionError:
+            errors.append(f"{name}: cannot be parsed: nested too deeply, or an alias refers to itself")
+        except ValueError as e:
+            errors.append(_one_line(f"{name}: cannot be parsed: {e}"))
     return documents, errors
 
 
@@ -98,6 +115,10 @@ def cluster_inputs(kube: Kube) -> tuple[dict[str, Obj], Environment]:
 def run(args: LintArgs, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     documents, errors = read_documents(args.files, sys.stdin)
+    if errors:
+        for line in errors:
+            stderr.write(f"dra-gpu lint: {line}\n")
+        return 2
     shipped = {str(c["metadata"]["name"]): c for c in device_classes(args.driver)}
     environments = []
     cluster_classes = None
@@ -107,14 +128,10 @@ def run(args: LintArgs, stdout: TextIO | None = None, stderr: TextIO | None = No
         try:
             cluster_classes, environment = cluster_inputs(Kube.from_kubeconfig(args.kubeconfig))
         except (DriverError, OSError, ValueError, ConfigException, urllib3.exceptions.HTTPError) as e:
-            stderr.write(f"dra-gpu lint: cannot read the cluster through {args.kubeconfig}: {e}\n")
+            stderr.write(_one_line(f"dra-gpu lint: cannot read the cluster through {args.kubeconfig}: {e}") + "\n")
             return 2
         environments.append(environment)
     options = Options(args.driver, shipped, cluster_classes, tuple(environments))
     result = lint_documents(documents, options)
     stdout.write(render(result, args.output))
-    for line in errors:
-        stderr.write(f"dra-gpu lint: {line}\n")
-    if errors:
-        return 2
     return 1 if result.findings else 0

@@ -4,7 +4,6 @@ and the line of every field kept so that findings can point into the file. Pure 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,31 +101,41 @@ def _expand(source: str, start: int, body: Any, lines: dict[str, int], issues: l
 
 
 def parse_documents(text: str, source: str) -> list[Document]:
-    """Every object in ``text`` (YAML stream or JSON); raises ``Unreadable`` if it is neither."""
+    """Every object in ``text`` (YAML stream or JSON); raises ``Unreadable`` if it is neither.
+
+    Reading is bounded (``api.config.strict``): at most 3 MiB and 64 levels of nesting, no recursive YAML
+    aliases and at most 100,000 nodes added by aliases. Beyond those the file is ``Unreadable``.
+    """
+    indexed: list[tuple[dict[str, int], list[Issue]]] = []
+
+    def index(_: int, node: yaml.Node) -> None:  # before construction, which rewrites merge keys
+        lines: dict[str, int] = {}
+        issues: list[Issue] = []
+        _index(node, "", lines, issues)
+        indexed.append((lines, issues))
+
+    documents: list[Document] = []
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        bodies = list(yaml.safe_load_all(text))
+        for _, _, body in strict.yaml_documents(text, index):
+            lines, issues = indexed.pop()
+            if body is None:  # an empty document (``---`` twice, a trailing ``---``)
+                continue
+            documents += _expand(source, len(documents), body, lines, issues)
     except yaml.YAMLError as e:
         if source.endswith(".json"):
             return _parse_json(text, source)
         raise Unreadable(f"{source}: not valid YAML or JSON: {e}") from e
-    documents: list[Document] = []
-    for node, body in zip(nodes, bodies, strict=True):
-        if body is None:  # an empty document (``---`` twice, a trailing ``---``)
-            continue
-        lines: dict[str, int] = {}
-        issues: list[Issue] = []
-        _index(node, "", lines, issues)
-        documents += _expand(source, len(documents), body, lines, issues)
+    except ConfigError as e:
+        raise Unreadable(f"{source}: {e}") from e
     return documents
 
 
 def _parse_json(text: str, source: str) -> list[Document]:
     try:
-        body = strict.loads_json(text, "")
+        body, duplicates = strict.parse_json(text, "")
     except ConfigError as e:
-        if "duplicate key" not in str(e):
-            raise Unreadable(f"{source}: {e}") from e
-        body = json.loads(text)  # keep going: the duplicate is a finding, the last value wins as in the API server
-        return _expand(source, 0, body, {}, [Issue("schema", e.field, "duplicate key; each key may appear only once")])
-    return _expand(source, 0, body, {}, [])
+        raise Unreadable(f"{source}: {e}") from e
+    # a duplicate is a finding, not a failure: the last value wins, as in the API server
+    return _expand(
+        source, 0, body, {}, [Issue("schema", d, "duplicate key; each key may appear only once") for d in duplicates]
+    )

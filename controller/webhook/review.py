@@ -9,7 +9,6 @@ field, e.g.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ CONFIG_FIELDS = {  # kind -> where its config list is, the same in v1, v1beta2 a
     "DeviceClass": "spec.config",
 }
 OBJECT = "request.object."
+REVIEW_DEPTH = strict.MAX_DEPTH + 2  # the review and its request hold the object
 
 
 class BadReview(Exception):
@@ -61,33 +61,39 @@ def object_errors(kind: str, obj: Mapping[str, Any], driver: str) -> list[str]:
     return [str(e) for e in config_errors(_at(obj, path), driver, path)]
 
 
-def _parse(body: bytes) -> tuple[Mapping[str, Any], str | None]:
-    """The review, and the path (in the object) of a duplicate key, if any: the last value wins meanwhile."""
+def _parse(body: bytes) -> tuple[Mapping[str, Any], list[str]]:
+    """The review, and the paths (in the object) of its duplicate keys: the last value wins meanwhile.
+
+    The body is parsed within the limits of ``api.config.strict`` (3 MiB, integers of 64 digits), with room
+    for the two levels that ``request.object`` adds to an object's own 64.
+    """
     try:
-        return strict.want_mapping(strict.loads_json(body, ""), "review"), None
+        parsed, duplicates = strict.parse_json(body, "", max_depth=REVIEW_DEPTH)
+        review = strict.want_mapping(parsed, "review")
     except ConfigError as e:
-        if "duplicate key" not in str(e):
-            raise BadReview(f"not an AdmissionReview: {e}") from e
-        parsed = json.loads(body)
-        if not isinstance(parsed, Mapping) or not e.field.startswith(OBJECT):
-            raise BadReview(f"not an AdmissionReview: {e}") from e
-        return parsed, e.field.removeprefix(OBJECT)
+        raise BadReview(f"not an AdmissionReview: {e}") from e
+    outside = [d for d in duplicates if not d.startswith(OBJECT)]
+    if outside:
+        raise BadReview(f"not an AdmissionReview: {outside[0]}: duplicate key; each key may appear only once")
+    return review, [d.removeprefix(OBJECT) for d in duplicates]
 
 
-def _duplicate_errors(field: str | None, obj: Mapping[str, Any], path: str, driver: str) -> list[str]:
-    """A duplicate key inside one of this driver's config entries (only opaque parameters keep them)."""
-    match = re.match(rf"{re.escape(path)}\[(\d+)\]\.", field or "")
+def _duplicate_errors(fields: list[str], obj: Mapping[str, Any], path: str, driver: str) -> list[str]:
+    """Duplicate keys inside this driver's config entries (only opaque parameters keep them)."""
     configs = _at(obj, path)
-    if match is None or not isinstance(configs, list) or int(match.group(1)) >= len(configs):
-        return []
-    if _at(configs[int(match.group(1))], "opaque.driver") != driver:
-        return []
-    return [f"{field}: duplicate key; each key may appear only once in an object"]
+    out = []
+    for field in fields:
+        match = re.match(rf"{re.escape(path)}\[(\d+)\]\.", field)
+        if match is None or not isinstance(configs, list) or int(match.group(1)) >= len(configs):
+            continue
+        if _at(configs[int(match.group(1))], "opaque.driver") == driver:
+            out.append(f"{field}: duplicate key; each key may appear only once in an object")
+    return out
 
 
 def decide(body: bytes, driver: str) -> Decision:
     """The decision on one AdmissionReview; raises ``BadReview`` for a body that is not one."""
-    review, duplicate = _parse(body)
+    review, duplicates = _parse(body)
     if review.get("apiVersion") != API_VERSION or review.get("kind") != "AdmissionReview":
         raise BadReview(f"expected apiVersion {API_VERSION}, kind AdmissionReview")
     request = review.get("request")
@@ -109,7 +115,7 @@ def decide(body: bytes, driver: str) -> Decision:
         # Configs are immutable in claims and templates: an update (finalizers, labels) must never be refused
         # for a config that got in before the webhook did, or the object could not even be deleted.
         return Decision(uid, True, what=what)
-    errors = _duplicate_errors(duplicate, obj, path, driver) + object_errors(kind_name, obj, driver)
+    errors = _duplicate_errors(duplicates, obj, path, driver) + object_errors(kind_name, obj, driver)
     if errors:
         return Decision(uid, False, "; ".join(errors), what)
     return Decision(uid, True, what=what)

@@ -3,7 +3,13 @@
 A quantity is held as an integer number of nano-units, which is exact for everything Kubernetes can
 represent: ``ParseQuantity`` rounds anything finer than 10⁻⁹ up (away from zero). Parsing follows
 ``k8s.io/apimachinery/pkg/api/resource.ParseQuantity``: the same scanner, the same suffixes (``n u m k M G T
-P E``, ``Ki``…``Ei``, ``e<exp>``), rounding up to nano precision and capping binary-SI values at 2⁶³-1.
+P E``, ``Ki``…``Ei``, ``e<exp>`` with an exponent that fits in int32), rounding up to nano precision and
+capping binary-SI values at 2⁶³-1.
+
+Bounded, unlike Kubernetes (whose decimal type holds any int32 exponent): a quantity is at most
+``MAX_TEXT`` characters and below 10^``MAX_DIGITS`` in magnitude, else ``ValueError``; values too small
+for a nano-unit are rounded up without computing the power of ten. So parsing never does arithmetic on
+numbers of more than about 2,000 digits, however the text reads (``"1e999999999"`` is refused at once).
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ _FORMAT_REGEX = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 ERR_FORMAT = f"quantities must match the regular expression '{_FORMAT_REGEX}'"
 ERR_SUFFIX = "unable to parse quantity's suffix"
 ERR_NUMERIC = "unable to parse numeric part of quantity"
+MAX_TEXT = 1000  # characters; a CEL selector holds at most 10 KiB
+MAX_DIGITS = 1000  # digits of the integer part: |value| < 10^1000
+ERR_TOO_LONG = f"quantity too long: at most {MAX_TEXT} characters"
+ERR_TOO_LARGE = f"quantity too large: its magnitude must be below 1e{MAX_DIGITS}"
+_INT32 = 2**31
 
 _DECIMAL_SUFFIXES = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
@@ -74,25 +85,47 @@ class Quantity:
 
 
 def parse_quantity(text: str) -> Quantity:
-    """``"40Gi"`` → Quantity; raises ValueError with Kubernetes' message for malformed input."""
+    """``"40Gi"`` → Quantity; raises ValueError with Kubernetes' message for malformed input, and with
+    ``ERR_TOO_LONG`` / ``ERR_TOO_LARGE`` beyond this implementation's bounds."""
     if not text:
         raise ValueError(ERR_FORMAT)
+    if len(text) > MAX_TEXT:
+        raise ValueError(ERR_TOO_LONG)
     positive, num, denom, suffix = _scan(text)
     base, exponent = _interpret_suffix(suffix)
-    digits = int((num + denom) or "0")
-    scale = exponent - len(denom) if base == 10 else -len(denom)
-    numerator = digits * (2**exponent if base == 2 else 1)
-    nanos = _scaled_to_nanos(numerator, scale)
-    if base == 2 and nanos > _INT64_MAX * NANO:
-        nanos = _INT64_MAX * NANO
+    if base == 2:
+        nanos = _binary_nanos(num, denom, exponent)
+    else:
+        nanos = _decimal_nanos(num + denom, exponent - len(denom))
     return Quantity(nanos if positive else -nanos, text)
 
 
-def _scaled_to_nanos(numerator: int, scale: int) -> int:
-    """numerator × 10^scale in nano-units, rounded up (away from zero; numerator is not negative)."""
+def _decimal_nanos(digits: str, scale: int) -> int:
+    """digits × 10^scale in nano-units, rounded up; the magnitude is checked before any power is taken."""
+    digits = digits.lstrip("0")
+    if not digits:
+        return 0
     shift = scale + 9
+    if len(digits) + shift > MAX_DIGITS + 9:
+        raise ValueError(ERR_TOO_LARGE)
+    if shift >= 0:
+        factor: int = 10**shift
+        return int(digits) * factor
+    keep = len(digits) + shift  # digits left of the nano point
+    if keep <= 0:
+        return 1  # a positive value under 1n
+    return int(digits[:keep]) + (1 if digits[keep:].strip("0") else 0)
+
+
+def _binary_nanos(num: str, denom: str, power: int) -> int:
+    """(num.denom) × 2^power in nano-units, rounded up and capped at 2⁶³-1 units."""
+    if len(num.lstrip("0")) > 19:  # at least 10¹⁹ > 2⁶³-1 before the suffix: capped
+        return _INT64_MAX * NANO
+    numerator = int((num + denom) or "0") << power  # at most MAX_TEXT digits of text
+    shift = 9 - len(denom)
     factor: int = 10 ** abs(shift)
-    return numerator * factor if shift >= 0 else -(-numerator // factor)
+    nanos = numerator * factor if shift >= 0 else -(-numerator // factor)
+    return min(nanos, _INT64_MAX * NANO)
 
 
 def _scan(text: str) -> tuple[bool, str, str, str]:
@@ -133,11 +166,14 @@ def _interpret_suffix(suffix: str) -> tuple[int, int]:
         return 10, _DECIMAL_SUFFIXES[suffix]
     if suffix in _BINARY_SUFFIXES:
         return 2, _BINARY_SUFFIXES[suffix]
-    if len(suffix) > 1 and suffix[0] in "eE":
+    if len(suffix) > 1 and suffix[0] in "eE":  # strconv.ParseInt(s, 10, 32); int() of ≤ MAX_TEXT digits
         try:
-            return 10, int(suffix[1:])
+            exponent = int(suffix[1:])
         except ValueError:
             pass
+        else:
+            if -_INT32 <= exponent < _INT32:
+                return 10, exponent
     raise ValueError(ERR_SUFFIX)
 
 

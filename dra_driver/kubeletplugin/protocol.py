@@ -13,6 +13,7 @@ from typing import Any
 
 from api.gen.dra.v1 import api_pb2 as v1
 from api.gen.dra.v1beta1 import api_pb2 as v1beta1
+from dra_driver.k8s import shorten
 
 PLUGIN_TYPE = "DRAPlugin"
 DRA_V1 = "v1.DRAPlugin"
@@ -31,7 +32,8 @@ class ClaimRef:
     name: str
 
     def __str__(self) -> str:
-        return f"{self.namespace}/{self.name} ({self.uid})"
+        """For log lines: long parts are shortened (a claim may not have been validated yet)."""
+        return f"{shorten(self.namespace, 64)}/{shorten(self.name, 254)} ({shorten(self.uid)})"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,10 @@
 Start order: remove stale sockets, serve the DRA socket, then the registration socket (the kubelet
 connects to the DRA socket as soon as it sees the registration socket). Stop order is the reverse.
 Socket names carry the plugin pod's UID, so two plugin pods of a rolling update never clash.
+
+Input hygiene (validation.py): a DRA request with too many claims is refused (INVALID_ARGUMENT), messages
+over ``MAX_MESSAGE_BYTES`` are refused by gRPC, and an invalid claim reference gets a per-claim error
+without reaching the handler.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ from api.gen.drahealth.v1alpha1 import api_pb2 as health_v1alpha1_pb
 from api.gen.drahealth.v1alpha1 import api_pb2_grpc as health_v1alpha1
 from api.gen.pluginregistration.v1 import api_pb2 as reg_pb
 from api.gen.pluginregistration.v1 import api_pb2_grpc as reg_grpc
+from dra_driver.k8s import shorten
 from dra_driver.kubeletplugin import protocol as proto
+from dra_driver.kubeletplugin import validation
 
 log = logging.getLogger(__name__)
+REGISTRATION_MAX_MESSAGE_BYTES = 64 * 1024  # the kubelet sends a bool and an error string
 
 
 class DraHandler(Protocol):
@@ -54,13 +61,30 @@ def remove_stale_sockets(directory: Path, pattern: str, keep: Path | None = None
     return removed
 
 
+def _admitted(request: Any, context: Any, call: str) -> tuple[list[proto.ClaimRef], dict[str, str]]:
+    """The request's valid claims and the errors of its invalid ones; too many claims abort the call."""
+    problem = validation.too_many_claims(len(request.claims))
+    if problem is not None:
+        log.warning("%s refused: %s", call, problem)
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+    valid, refused = validation.split_claims(proto.claims_from_pb(request.claims))
+    for uid, error in refused.items():
+        log.warning("%s: claim %s refused: %s", call, shorten(uid), error)
+    return valid, refused
+
+
 def _dra_servicer(base: type, version: str, handler: DraHandler) -> Any:
     class Servicer(base):  # type: ignore[misc]
         def NodePrepareResources(self, request: Any, context: Any) -> Any:
-            return proto.prepare_response(version, handler.prepare(proto.claims_from_pb(request.claims)))
+            valid, refused = _admitted(request, context, "NodePrepareResources")
+            results = handler.prepare(valid) if valid else {}
+            results |= {uid: proto.PrepareResult(error=error) for uid, error in refused.items()}
+            return proto.prepare_response(version, results)
 
         def NodeUnprepareResources(self, request: Any, context: Any) -> Any:
-            return proto.unprepare_response(version, handler.unprepare(proto.claims_from_pb(request.claims)))
+            valid, refused = _admitted(request, context, "NodeUnprepareResources")
+            errors = handler.unprepare(valid) if valid else {}
+            return proto.unprepare_response(version, errors | refused)
 
     return Servicer()
 
@@ -109,7 +133,10 @@ class PluginServer:
             log.info("removed stale socket %s", stale)
         self.dra_socket.unlink(missing_ok=True)
         self.registration_socket.unlink(missing_ok=True)
-        dra = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="dra"))
+        dra = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="dra"),
+            options=[("grpc.max_receive_message_length", validation.MAX_MESSAGE_BYTES)],
+        )
         dra_v1.add_DRAPluginServicer_to_server(_dra_servicer(dra_v1.DRAPluginServicer, proto.DRA_V1, self.handler), dra)
         dra_v1beta1.add_DRAPluginServicer_to_server(
             _dra_servicer(dra_v1beta1.DRAPluginServicer, proto.DRA_V1BETA1, self.handler), dra
@@ -126,7 +153,10 @@ class PluginServer:
         dra.add_insecure_port(f"unix://{self.dra_socket}")
         dra.start()
         self._dra = dra
-        reg = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="registration"))
+        reg = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="registration"),
+            options=[("grpc.max_receive_message_length", REGISTRATION_MAX_MESSAGE_BYTES)],
+        )
         reg_grpc.add_RegistrationServicer_to_server(self._registration(), reg)
         reg.add_insecure_port(f"unix://{self.registration_socket}")
         reg.start()
@@ -152,7 +182,7 @@ class PluginServer:
                     server.registered.set()
                 else:
                     server.registration_error = request.error
-                    log.error("the kubelet refused the registration: %s", request.error)
+                    log.error("the kubelet refused the registration: %s", shorten(request.error, 1024))
                 return reg_pb.RegistrationStatusResponse()
 
         return Registration()

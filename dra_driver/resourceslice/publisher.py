@@ -9,16 +9,18 @@ Rules:
   references a counter set that is not there, and no device name is ever in two slices);
 - anything else -> write every slice at generation + 1, then delete slices that are no longer wanted,
   so consumers never combine slices of two different pool states.
+
+One ``publish`` is one attempt (a LIST, then the writes); ``reconciler.SliceReconciler`` repeats it
+whenever the slices on the server stop matching what was published, with backoff on failures.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from dra_driver.k8s import ApiError, Kube, Obj
+from dra_driver.k8s import Kube, Obj, resource_path
 from dra_driver.resourceslice.capabilities import Capabilities
 from dra_driver.resourceslice.model import Pool
 from dra_driver.resourceslice.render import render
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 class PublishResult:
     generation: int
     writes: int  # create/update/delete calls made
+    slices: dict[str, Obj] = field(default_factory=dict, compare=False)  # name -> spec now published
 
 
 def _comparable(spec: Obj) -> Any:
@@ -38,6 +41,15 @@ def _comparable(spec: Obj) -> Any:
         "poolName": spec["pool"]["name"],
         "count": spec["pool"]["resourceSliceCount"],
     }
+
+
+def spec_matches(actual: Obj, published: Obj) -> bool:
+    """Is ``actual`` (a slice spec read back) the ``published`` one: same content and same generation?"""
+    try:
+        same_generation: bool = actual["pool"]["generation"] == published["pool"]["generation"]
+        return same_generation and bool(_comparable(actual) == _comparable(published))
+    except (KeyError, TypeError):
+        return False  # not even shaped like ours
 
 
 def _device_names(spec: Obj) -> set[str]:
@@ -67,12 +79,12 @@ class SlicePublisher:
         self.driver = driver
         self.node = node
         self.owner = owner
-        self.base = f"/apis/resource.k8s.io/{caps.api_version}/resourceslices"
+        self.base = resource_path(f"resource.k8s.io/{caps.api_version}", "resourceslices")
 
     @classmethod
     def for_node(cls, kube: Kube, caps: Capabilities, driver: str, node: str) -> SlicePublisher:
         """A publisher whose slices are owned by the Node object (garbage-collected with it)."""
-        obj = kube.get(f"/api/v1/nodes/{node}")
+        obj = kube.get(resource_path("v1", "nodes", node))
         owner = None
         if obj is not None:
             owner = {
@@ -84,8 +96,16 @@ class SlicePublisher:
             }
         return cls(kube, caps, driver, node, owner)
 
+    @property
+    def selector(self) -> str:
+        """The field selector of this node's slices of this driver."""
+        return f"spec.nodeName={self.node},spec.driver={self.driver}"
+
+    def slice_path(self, name: str) -> str:
+        return resource_path(f"resource.k8s.io/{self.caps.api_version}", "resourceslices", name)
+
     def existing(self) -> list[Obj]:
-        return self.kube.list(self.base, fieldSelector=f"spec.nodeName={self.node},spec.driver={self.driver}")
+        return self.kube.list(self.base, fieldSelector=self.selector)
 
     def publish(self, pool: Pool) -> PublishResult:
         actual = {s["metadata"]["name"]: s for s in self.existing()}
@@ -93,6 +113,7 @@ class SlicePublisher:
         desired = {
             o["metadata"]["name"]: o for o in render(pool, max(generation, 1), self.caps.api_version, self.owner)
         }
+        specs = {name: obj["spec"] for name, obj in desired.items()}
         changed = [
             name
             for name, obj in desired.items()
@@ -100,23 +121,24 @@ class SlicePublisher:
         ]
         stale_generation = any(s["spec"]["pool"]["generation"] != generation for s in actual.values())
         if not changed and set(actual) == set(desired) and not stale_generation and generation > 0:
-            return PublishResult(generation, 0)
+            return PublishResult(generation, 0, specs)
         writes = 0
         if generation > 0 and set(actual) == set(desired) and not stale_generation and not _moves(actual, desired):
             for name in sorted(changed, key=lambda n: _write_order(actual[n]["spec"], desired[n]["spec"])):
                 writes += self._write(desired[name], actual[name])
             log.info("updated %d slice(s) of %s in place at generation %d", writes, self.node, generation)
-            return PublishResult(generation, writes)
+            return PublishResult(generation, writes, specs)
         generation += 1
-        for obj in render(pool, generation, self.caps.api_version, self.owner):
+        rendered = render(pool, generation, self.caps.api_version, self.owner)
+        for obj in rendered:
             writes += self._write(obj, actual.get(obj["metadata"]["name"]))
         for name in sorted(set(actual) - set(desired)):
-            self.kube.delete(f"{self.base}/{name}")
+            self.kube.delete(self.slice_path(name))
             writes += 1
         log.info(
             "published %d slice(s) for %s at generation %d (%d writes)", len(desired), self.node, generation, writes
         )
-        return PublishResult(generation, writes)
+        return PublishResult(generation, writes, {o["metadata"]["name"]: o["spec"] for o in rendered})
 
     def _write(self, obj: Obj, current: Obj | None) -> int:
         name = obj["metadata"]["name"]
@@ -124,26 +146,12 @@ class SlicePublisher:
             self.kube.create(self.base, obj)
         else:
             obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
-            self.kube.replace(f"{self.base}/{name}", obj)
+            self.kube.replace(self.slice_path(name), obj)
         return 1
-
-    def publish_with_retry(self, pool: Pool, attempts: int = 6, first_delay: float = 0.2) -> PublishResult:
-        """Publish; conflicts and server errors are retried with exponential backoff."""
-        delay = first_delay
-        for attempt in range(attempts):
-            try:
-                return self.publish(pool)
-            except ApiError as exc:
-                if attempt == attempts - 1 or not (exc.conflict or exc.status >= 500 or exc.status == 429):
-                    raise
-                log.warning("publishing slices for %s failed (%s); retrying in %.1fs", self.node, exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        raise AssertionError("unreachable")
 
     def unpublish(self) -> int:
         """Delete all of this node's slices for the driver (plugin uninstall)."""
         count = 0
         for s in self.existing():
-            count += int(self.kube.delete(f"{self.base}/{s['metadata']['name']}"))
+            count += int(self.kube.delete(self.slice_path(s["metadata"]["name"])))
         return count

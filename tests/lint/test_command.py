@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from api.errors import ConfigError
 from cli import lint_cmd
+from cli.lint import command
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = """apiVersion: resource.k8s.io/v1
@@ -65,14 +67,59 @@ def test_json_output_lists_every_finding(tmp_path: Path, capsys: pytest.CaptureF
     ]
 
 
-def test_unreadable_file_exits_2_after_linting_the_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreadable_files_exit_2_with_one_error_line_each_and_no_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = dra_gpu(
         "lint", write(tmp_path, "bad.yaml", BAD), str(tmp_path / "missing.yaml"), write(tmp_path, "x.yaml", "a: [\n")
     )
     captured = capsys.readouterr()
     assert code == 2
-    assert "2 finding(s)" in captured.out
-    assert "missing.yaml: cannot read" in captured.err and "x.yaml: not valid YAML or JSON" in captured.err
+    assert captured.out == ""
+    missing, broken = captured.err.splitlines()
+    assert missing == f"dra-gpu lint: {tmp_path / 'missing.yaml'}: cannot read: No such file or directory"
+    assert broken.startswith(f"dra-gpu lint: {tmp_path / 'x.yaml'}: not valid YAML or JSON")
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            RecursionError("maximum recursion depth exceeded"),
+            "cannot be parsed: nested too deeply, or an alias refers to itself",
+        ),
+        (ValueError("too many\n  aliases"), "cannot be parsed: too many aliases"),
+        (ConfigError("items[0]", "too large"), "cannot be parsed: items[0]: too large"),
+    ],
+)
+def test_a_loader_failure_is_an_input_error_not_a_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: Exception, message: str
+) -> None:
+    def fail(text: str, source: str) -> list[object]:
+        raise error
+
+    monkeypatch.setattr(command, "parse_documents", fail)
+    path = write(tmp_path, "odd.yaml", GOOD)
+    assert dra_gpu("lint", path) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"dra-gpu lint: {path}: {message}\n"
+
+
+def test_a_self_referencing_alias_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert dra_gpu("lint", write(tmp_path, "loop.yaml", "a: &a [*a]\n")) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    assert dra_gpu("lint", str(path)) == 2
+    assert (
+        capsys.readouterr().err
+        == f"dra-gpu lint: {path}: cannot read: not UTF-8 text (invalid continuation byte at byte 9)\n"
+    )
 
 
 def test_a_directory_is_searched_for_manifests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

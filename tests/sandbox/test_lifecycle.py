@@ -10,14 +10,28 @@ from pathlib import Path
 
 import pytest
 
+from dra_driver.classes import device_classes
+from dra_driver.k8s import Kube
 from e2e.fixtures import Sandbox, running_sandbox
-from sandbox import instance
+from sandbox import instance, nodestate
 from sandbox.commands import sandbox_down, sandbox_kubeconfig, sandbox_status, sandbox_up
 from sandbox.layout import Layout
 from sandbox.status import State, read_status
 from tests.sandbox.helpers import eventually, living
 
 pytestmark = pytest.mark.sandbox
+R = "/apis/resource.k8s.io/v1"
+CLAIM = {
+    "metadata": {"name": "one-gpu"},
+    "spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpu.dra-driver.dev"}}]}},
+}
+POD = {
+    "metadata": {"name": "uses-one-gpu"},
+    "spec": {
+        "containers": [{"name": "c", "image": "none", "resources": {"claims": [{"name": "gpu"}]}}],
+        "resourceClaims": [{"name": "gpu", "resourceClaimName": "one-gpu"}],
+    },
+}
 
 OWNER = """
 import os, sys, time
@@ -32,12 +46,48 @@ time.sleep(300)
 def test_up_on_a_running_sandbox_says_so_and_starts_no_second_one(
     sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert sandbox_up("", 1, sandbox.workdir) == 0
+    assert sandbox_up("", len(sandbox.nodes), sandbox.workdir) == 0
     assert "already running" in capsys.readouterr().out
+    assert sandbox_up("", len(sandbox.nodes) + 1, sandbox.workdir) == 2
+    assert f"you asked for --nodes {len(sandbox.nodes) + 1}" in capsys.readouterr().err
     again = read_status(sandbox.layout)
     assert again is not None
     assert again.supervisor_pid == sandbox.status.supervisor_pid
     assert again.state is State.READY
+    assert again.node_count == len(sandbox.nodes)
+
+
+def test_a_gpu_sandbox_allocates_with_the_shipped_classes_and_never_reuses_another_profiles_node_state(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir = tmp_path_factory.mktemp("gpu")  # short: plugin sockets live below it (108-byte limit)
+    layout = Layout(workdir)
+    machine = layout.machine_file("sim-node-0")
+    with running_sandbox(workdir, profile="dgx-a100", nodes=1) as sb, sb.api_client() as api:
+        kube = Kube(api)
+        installed = {c["metadata"]["name"] for c in kube.list(f"{R}/deviceclasses")}
+        assert installed == {c["metadata"]["name"] for c in device_classes()}
+        kube.create(f"{R}/namespaces/default/resourceclaims", CLAIM)
+        kube.create("/api/v1/namespaces/default/pods", POD)
+        eventually(
+            lambda: (
+                (kube.get(f"{R}/namespaces/default/resourceclaims/one-gpu") or {}).get("status", {}).get("allocation")
+            ),
+            60,
+            "the claim on gpu.dra-driver.dev to be allocated",
+        )
+        assert sandbox_up("dgx-h100", 1, workdir) == 2
+        assert (
+            "with --profile dgx-a100 --nodes 1 --mode whole; you asked for --profile dgx-h100"
+            in capsys.readouterr().err
+        )
+        assert sandbox_down(workdir, keep_state=True) == 0
+        assert nodestate.machine_owner(machine) == ("dgx-a100", "sim-node-0")
+        assert sandbox_up("dgx-h100", 1, workdir, owner_pid=os.getpid()) == 0
+        assert nodestate.machine_owner(machine) == ("dgx-h100", "sim-node-0")
+        assert "discarded stale node state" in capsys.readouterr().out
+        assert sandbox_down(workdir) == 0
+        assert not layout.nodes.exists()
 
 
 def test_status_and_kubeconfig_describe_the_running_sandbox(
