@@ -74,7 +74,9 @@ def parse_mode(text: object, field: str) -> GpuMode:
         digits = m.group(1).lstrip("0") or "0"
         if len(digits) <= 3 and 2 <= int(digits) <= MAX_TIMESLICE_REPLICAS:
             return TimeSlice(int(digits))
-        raise ConfigError(field, f"timeslice replicas must be 2..{MAX_TIMESLICE_REPLICAS}, got {strict.shown(m.group(1))}")
+        raise ConfigError(
+            field, f"timeslice replicas must be 2..{MAX_TIMESLICE_REPLICAS}, got {strict.shown(m.group(1))}"
+        )
     raise ConfigError(field, f"unknown mode {strict.shown(text)}; valid modes: {VALID_MODES}")
 
 

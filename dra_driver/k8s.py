@@ -155,6 +155,9 @@ class Timeouts:
     read: float = 15.0
 
 
+_TIMEOUT_RE = re.compile(r"timeout=([0-9.]+)")  # urllib3 names the timeout that expired
+
+
 def _unavailable(method: str, path: str, exc: Exception, timeouts: Timeouts) -> ApiUnavailable:
     """The one translation of transport failures into ``ApiUnavailable``."""
     what = f"{method} {path}"
@@ -165,8 +168,10 @@ def _unavailable(method: str, path: str, exc: Exception, timeouts: Timeouts) -> 
         return ApiUnavailable(f"API server unreachable: {what}: {reason}; check that it runs and the address")
     if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
         return ApiUnavailable(f"API server did not accept a connection within {timeouts.connect:g}s: {what}: {reason}")
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-        return ApiUnavailable(f"API server did not answer within {timeouts.read:g}s: {what}: {reason}")
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):  # also a TLS handshake that hangs (connect timeout)
+        waited = _TIMEOUT_RE.search(str(exc))
+        seconds = float(waited.group(1)) if waited else timeouts.read
+        return ApiUnavailable(f"API server did not answer within {seconds:g}s: {what}: {reason}")
     return ApiUnavailable(f"API server connection failed: {what}: {reason}")
 
 

@@ -1,10 +1,13 @@
 """Publish a prepared claim's device UUIDs in its ``status.devices``.
 
-The write touches nothing but ``status.devices``: a JSON merge patch of ``/status`` carrying the whole list
-(other drivers' entries, read just before, are kept: a merge patch replaces a list) and the
-``resourceVersion`` that read returned, so a concurrent change makes it fail with a conflict and it is
-retried on a fresh read. A ``PUT`` of the whole claim would also send ``status.allocation`` back, and the
-API server refuses that when the re-encoded opaque config differs byte-wise from what it stored.
+The API server refuses any write that changes ``status.allocation``, and compares the opaque config
+parameters in it byte-wise: every server-side patch (merge, JSON, apply) re-encodes them as compact
+JSON, a ``PUT`` from here re-encodes them the way Python's ``json`` does. So the write is a JSON merge
+patch of ``/status`` carrying only ``status.devices`` (the whole list: other drivers' entries, read just
+before, are kept) and the ``resourceVersion`` of that read; that fits claims written as compact JSON
+(kubectl, Go clients). Where the server refuses it because the stored config is not compact (claims
+written by a Python client), the claim as read goes back with a ``PUT`` of ``/status``. A conflict is
+retried on a fresh read.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class ClaimApi(Protocol):
 
     def patch(self, path: str, body: Any, content_type: str = MERGE_PATCH) -> dict[str, Any]: ...
 
+    def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
 
 def claim_path(ref: ClaimRef) -> str:
     return f"/apis/resource.k8s.io/v1/namespaces/{ref.namespace}/resourceclaims/{ref.name}"
@@ -35,6 +40,23 @@ def claim_path(ref: ClaimRef) -> str:
 def status_devices(driver: str, devices: tuple[DeviceRecord, ...]) -> list[dict[str, Any]]:
     """This driver's ``status.devices`` entries for the prepared devices."""
     return [{"driver": driver, "pool": d.pool, "device": d.device, "data": {"uuid": device_uuid(d)}} for d in devices]
+
+
+def _refused_allocation(exc: ApiError) -> bool:
+    return exc.status == 422 and "status.allocation" in exc.message
+
+
+def _write(kube: ClaimApi, path: str, current: dict[str, Any], ours: list[dict[str, Any]], driver: str) -> None:
+    status = current.setdefault("status", {})
+    devices = [d for d in status.get("devices") or [] if d.get("driver") != driver] + ours
+    body = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "status": {"devices": devices}}
+    try:
+        kube.patch(f"{path}/status", body, MERGE_PATCH)
+    except ApiError as exc:
+        if not _refused_allocation(exc):
+            raise
+        status["devices"] = devices  # the opaque config as read, re-encoded as it was written
+        kube.replace(f"{path}/status", current)
 
 
 def write_device_status(
@@ -53,12 +75,7 @@ def write_device_status(
             if current is None or current["metadata"]["uid"] != ref.uid:
                 clog.info("not recording device status: the claim is gone")
                 return False
-            keep = [d for d in current.get("status", {}).get("devices") or [] if d.get("driver") != driver]
-            body = {
-                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                "status": {"devices": keep + ours},
-            }
-            kube.patch(f"{path}/status", body, MERGE_PATCH)
+            _write(kube, path, current, ours, driver)
             return True
         except ApiError as exc:
             if not exc.conflict:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+import pynvml
+
 from dra_driver import errors
 from kubelet_plugin.hardware import GpuInstance, undo_steps
 from kubelet_plugin.records import DeviceRecord, MigPartition, TimeSliceReplica
-
-GPU_IS_LOST = 15  # NVML_ERROR_GPU_IS_LOST
-UNKNOWN = 999  # NVML_ERROR_UNKNOWN
 
 
 class FakeHardware:
@@ -54,12 +53,12 @@ class FakeHardware:
 
     def _check(self, op: str, gpu_index: int) -> None:
         if gpu_index in self.lost:
-            raise errors.GpuLost(op, GPU_IS_LOST, "GPU is lost", "reset the GPU")
+            raise errors.GpuLost(op, pynvml.NVML_ERROR_GPU_IS_LOST, "GPU is lost", "reset the GPU")
         if op in self._fail:
             self._fail[op] -= 1
             if self._fail[op] == 0:
                 del self._fail[op]
-                raise errors.NvmlError(op, UNKNOWN, f"injected failure of {op}")
+                raise errors.NvmlError(op, pynvml.NVML_ERROR_UNKNOWN, f"injected failure of {op}")
 
     # --- GpuHardware ---------------------------------------------------------------------------
 
@@ -70,7 +69,9 @@ class FakeHardware:
         if isinstance(hw, MigPartition) and hw.gpu_instance_id is None:
             taken = {gi for gpu, gi in self.partitions if gpu == hw.gpu_index}
             if any(p.start == hw.placement_start for (gpu, _), p in self.partitions.items() if gpu == hw.gpu_index):
-                raise errors.InsufficientResources("apply", 23, f"placement {hw.placement_start} is busy")
+                raise errors.InsufficientResources(
+                    "apply", pynvml.NVML_ERROR_INSUFFICIENT_RESOURCES, f"placement {hw.placement_start} is busy"
+                )
             gi = min(set(range(1, 64)) - taken)
             self._generation += 1
             self.partitions[(hw.gpu_index, gi)] = GpuInstance(gi, hw.profile, hw.placement_start)

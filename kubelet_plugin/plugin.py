@@ -168,8 +168,8 @@ class Plugin:
                     self._inventory = inv
                     if changed:
                         self._health_changed.notify_all()
+                self.publish()  # first: hands the pool over and returns at once
                 self.driver.retry_pending_unprepares()  # undos a GPU refused earlier (e.g. lost, now back)
-                self.publish()
             except Exception:
                 log.exception("re-scan failed; retrying in %.0fs", self.settings.rescan_seconds)
 

@@ -11,6 +11,9 @@ Modules, bottom up:
 * ``processes``     children that die with their parent; ``ports``, ``health``, ``atomic``, ``layout`` helpers
 * ``controlplane``  start / readiness / stop of the four processes
 * ``nodes``         simulated Node objects with Lease and Ready heartbeats
+* ``agents``        per node: the simulated kubelet (``kubelet/``) and the GPU plugin on a simulated machine
+* ``nodestate``     node state (simulated GPUs, checkpoints, CDI specs): kept only for its own profile
+* ``classes``       the shipped DeviceClasses, installed by ``up``
 * ``status``        the status document; ``supervisor`` the detached process that owns a sandbox
 * ``commands``      ``dra-gpu sandbox up|down|status|kubeconfig`` as plain functions
 

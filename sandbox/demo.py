@@ -19,6 +19,7 @@ import yaml
 from dra_driver.k8s import Kube, Obj
 from nvml_sim.control import SimulatedMachine
 from sandbox import commands
+from sandbox.errors import SandboxError
 from sandbox.layout import Layout, default_workdir
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # deploy/examples, shipped with this package
@@ -40,14 +41,14 @@ def apply(kube: Kube, objects: list[Obj], namespace: str = "default") -> None:
             kube.create(base, obj)
 
 
-def _wait(what: str, check: Any, timeout: float = 120.0) -> Any:
+def _wait(what: str, check: Any, logs: Path, timeout: float = 120.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = check()
         if result:
             return result
         time.sleep(0.5)
-    raise TimeoutError(f"timed out waiting for {what}")
+    raise SandboxError(f"the demo timed out after {timeout:.0f} s waiting for {what}; see the logs in {logs}")
 
 
 def _claim(kube: Kube, pod: Obj) -> Obj:
@@ -97,6 +98,7 @@ def run(keep: bool = False, workdir: Path | None = None) -> int:
                 (kube.get(f"/api/v1/namespaces/default/pods/{p}") or {}).get("status", {}).get("phase") == "Running"
                 for p in pods
             ),
+            layout.logs,
         )
         _wait(
             "device status on the claims",
@@ -104,13 +106,18 @@ def run(keep: bool = False, workdir: Path | None = None) -> int:
                 _claim(kube, kube.get(f"/api/v1/namespaces/default/pods/{p}") or {}).get("status", {}).get("devices")
                 for p in pods
             ),
+            layout.logs,
         )
         print(f"all {len(pods)} pods Running after {time.monotonic() - start:.1f} s\n")
         show_pods(kube, pods)
         show_node(layout.node(NODE))
         for p in pods:
             kube.delete(f"/api/v1/namespaces/default/pods/{p}")
-        _wait("pods deleted", lambda: all(kube.get(f"/api/v1/namespaces/default/pods/{p}") is None for p in pods))
+        _wait(
+            "pods deleted",
+            lambda: all(kube.get(f"/api/v1/namespaces/default/pods/{p}") is None for p in pods),
+            layout.logs,
+        )
         print("\npods deleted; the plugin undid everything:")
         show_node(layout.node(NODE))
     finally:

@@ -112,6 +112,8 @@ class _BoundedLoader(yaml.SafeLoader):
     Refused, with a ``ConfigError`` naming the path in the document: nesting deeper than ``MAX_DEPTH``
     (aliases expanded), an alias inside the node it refers to (``a: &a [*a]``), aliases adding more than
     ``MAX_ALIAS_NODES`` nodes (billion laughs), integers of more than ``MAX_NUMBER_DIGITS`` characters.
+    Scalars that PyYAML cannot construct (``!!int a``, ``2020-13-45``) are ``yaml.YAMLError``s, as its
+    other refusals are, instead of the ValueError or KeyError it raises for them.
     """
 
     def __init__(self, stream: str) -> None:
@@ -123,7 +125,7 @@ class _BoundedLoader(yaml.SafeLoader):
     def where(self) -> str:
         return f"<document {self.document}>" + "".join(self._path)
 
-    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 (PyYAML's name)
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
         """Stop the scanner at the 65th unclosed ``[``/``{``: it looks ahead of the composer."""
         if self.flow_level >= MAX_DEPTH:
             mark = self.get_mark()
@@ -178,6 +180,29 @@ class _BoundedLoader(yaml.SafeLoader):
         return node
 
 
+def _checked(construct: Callable[[yaml.SafeLoader, Any], Any]) -> Callable[[yaml.SafeLoader, Any], Any]:
+    """A PyYAML scalar constructor whose failures on bad text (``!!int a``, ``2020-13-45``) are YAML errors."""
+
+    def run(loader: yaml.SafeLoader, node: Any) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, IndexError, KeyError, AttributeError, OverflowError) as e:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{shown(str(node.value))} is not a valid {node.tag}", node.start_mark
+            ) from e
+
+    return run
+
+
+for _tag, _construct in (
+    (_INT_TAG, yaml.constructor.SafeConstructor.construct_yaml_int),
+    ("tag:yaml.org,2002:float", yaml.constructor.SafeConstructor.construct_yaml_float),
+    ("tag:yaml.org,2002:bool", yaml.constructor.SafeConstructor.construct_yaml_bool),
+    ("tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_timestamp),
+):
+    _BoundedLoader.add_constructor(_tag, _checked(_construct))
+
+
 class _Measure:
     """Depth and size of a composed YAML document with aliases expanded, each node visited once."""
 
@@ -217,8 +242,8 @@ class _Measure:
     def _too_deep(self, node: yaml.Node) -> ConfigError:
         line = node.start_mark.line + 1
         return ConfigError(
-            self.field, f"nested too deeply: more than {MAX_DEPTH} levels of objects and lists, aliases expanded "
-            f"(line {line})"
+            self.field,
+            f"nested too deeply: more than {MAX_DEPTH} levels of objects and lists, aliases expanded (line {line})",
         )
 
 
@@ -295,8 +320,9 @@ def type_name(value: object) -> str:
         case float():
             return f"number {value}"
         case str():
-            text = json.dumps(value if len(value) <= 60 else value[:59] + "…")
-            return f"string {text}" if len(value) <= 60 else f"string {text} ({len(value)} characters)"
+            if len(value) <= 60:
+                return f"string {json.dumps(value)}"
+            return f"string {json.dumps(value[:59])}… ({len(value)} characters)"
         case Mapping():
             return "object"
         case list() | tuple():

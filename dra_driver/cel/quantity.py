@@ -93,10 +93,7 @@ def parse_quantity(text: str) -> Quantity:
         raise ValueError(ERR_TOO_LONG)
     positive, num, denom, suffix = _scan(text)
     base, exponent = _interpret_suffix(suffix)
-    if base == 2:
-        nanos = _binary_nanos(num, denom, exponent)
-    else:
-        nanos = _decimal_nanos(num + denom, exponent - len(denom))
+    nanos = _binary_nanos(num, denom, exponent) if base == 2 else _decimal_nanos(num + denom, exponent - len(denom))
     return Quantity(nanos if positive else -nanos, text)
 
 

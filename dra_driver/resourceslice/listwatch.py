@@ -45,14 +45,15 @@ class ListWatch:
         self.backoff = backoff or Backoff()
         self.name = name
         self.lists = 0  # completed LISTs (the first one and every relist)
+        self.version = ""  # the resourceVersion of the last list or event delivered
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._stream: WatchStream | None = None
-        self._thread: threading.Thread | None = None
+        self.thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self.thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
@@ -60,8 +61,8 @@ class ListWatch:
             stream = self._stream
         if stream is not None:
             stream.close()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self.thread is not None:
+            self.thread.join(timeout)
 
     def _run(self) -> None:
         version = ""  # empty: list first
@@ -71,6 +72,7 @@ class ListWatch:
                     items, version = self.kube.list_versioned(self.path, **self.query)
                     self.lists += 1
                     self.on_list(items)
+                    self.version = version
                 version = self._watch(version)
                 self.backoff.reset()
             except ApiError as exc:  # ApiUnavailable included
@@ -94,6 +96,7 @@ class ListWatch:
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind in EVENT_TYPES:
                     self.on_event(kind, obj)
+                self.version = version
         finally:
             with self._lock:
                 self._stream = None

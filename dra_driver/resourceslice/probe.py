@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from dra_driver.errors import FatalError
-from dra_driver.k8s import ApiError, Kube
+from dra_driver.k8s import ApiError, Kube, resource_path
 from dra_driver.resourceslice import render
 from dra_driver.resourceslice.capabilities import API_VERSIONS, Capabilities
 from dra_driver.resourceslice.model import CounterConsumption, CounterSet, Device, Pool, SliceContent
@@ -35,7 +35,7 @@ def _dry_run_create(kube: Kube, version: str, resource: str, body: dict[str, Any
     """What the server would store for ``body`` (a dry-run create), or None if it rejects it."""
     body = {"apiVersion": f"resource.k8s.io/{version}", "metadata": {"name": "dra-gpu-capability-probe"}, **body}
     try:
-        created: dict[str, Any] = kube.create(f"/apis/resource.k8s.io/{version}/{resource}", body, dryRun="All")
+        created: dict[str, Any] = kube.create(resource_path(f"resource.k8s.io/{version}", resource), body, dryRun="All")
         return created
     except ApiError as exc:
         if exc.status in (400, 422):

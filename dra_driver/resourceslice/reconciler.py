@@ -81,6 +81,11 @@ class SliceReconciler:
         if self._worker is not None:
             self._worker.join(self.join_timeout)
 
+    def running(self) -> bool:
+        """Is either thread (publication, watch) still alive?"""
+        threads = (self._worker, self.watch.thread)
+        return any(t is not None and t.is_alive() for t in threads)
+
     def set_desired(self, pool: Pool) -> None:
         """Publish ``pool`` from now on (nothing happens if it is the pool already published)."""
         with self._cond:

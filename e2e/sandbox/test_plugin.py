@@ -313,16 +313,38 @@ def mixed_node(sandbox: Sandbox, kube: Kube, sim_node: Callable[..., SimNode]) -
         kube.delete(f"{R}/resourceslices/{s['metadata']['name']}")
 
 
+def _create_as_kubectl(kube: Kube, path: str, obj: dict[str, Any]) -> None:
+    """Create ``obj`` the way ``kubectl create -f x.yaml`` does: the server stores opaque parameters as the
+    compact JSON it converts the YAML into (a Python client's JSON keeps its spaces)."""
+    kube.request("POST", path, yaml.safe_dump(obj), content_type="application/yaml")
+
+
+def _kubectl_template(kube: Kube, ns: str, name: str, device_class: str, parameters: dict[str, Any] | None) -> str:
+    devices: dict[str, Any] = {"requests": [{"name": "gpu", "exactly": {"deviceClassName": device_class}}]}
+    if parameters:
+        devices["config"] = [{"opaque": {"driver": DRIVER, "parameters": parameters}}]
+    body = {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate", "metadata": {"name": name}}
+    _create_as_kubectl(
+        kube, f"{R}/namespaces/{ns}/resourceclaimtemplates", {**body, "spec": {"spec": {"devices": devices}}}
+    )
+    return name
+
+
 def test_status_devices_is_written_for_claims_with_opaque_config_from_claim_and_class(
     mixed_node: PluginNode, kube: Kube, namespace: str
 ) -> None:
+    """Claims created with kubectl: the API server refuses a PUT of such a claim's status (it re-encodes the
+    opaque parameters differently); the driver's patch of status.devices alone goes through."""
     node = mixed_node
     mig_class = kube.get(f"{R}/deviceclasses/{class_name('mig-1g-10gb')}")
     assert mig_class is not None
     configured_class = f"mps-{namespace}.dra-driver.dev"  # a class-level config (source FromClass)
-    kube.create(
+    _create_as_kubectl(
+        kube,
         f"{R}/deviceclasses",
         {
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "DeviceClass",
             "metadata": {"name": configured_class},
             "spec": {
                 "selectors": mig_class["spec"]["selectors"],
@@ -337,19 +359,9 @@ def test_status_devices_is_written_for_claims_with_opaque_config_from_claim_and_
             "sharing": {"strategy": "TimeSlicing", "timeSlicingConfig": {"interval": "Medium"}},
         }
         templates = {
-            "mps": claims.template(
-                kube,
-                namespace,
-                class_name("mig-3g-40gb"),
-                config=[{"opaque": {"driver": DRIVER, "parameters": _mps("MigDeviceConfig", 50)}}],
-            ),
-            "timeslicing": claims.template(
-                kube,
-                namespace,
-                class_name("timeslice"),
-                config=[{"opaque": {"driver": DRIVER, "parameters": time_slicing}}],
-            ),
-            "class": claims.template(kube, namespace, configured_class),
+            "mps": _kubectl_template(kube, namespace, "mps", class_name("mig-3g-40gb"), _mps("MigDeviceConfig", 50)),
+            "timeslicing": _kubectl_template(kube, namespace, "ts", class_name("timeslice"), time_slicing),
+            "class": _kubectl_template(kube, namespace, "class", configured_class, None),
         }
         pods = {kind: claims.pod(kube, namespace, node.name, t) for kind, t in templates.items()}
         _running(kube, namespace, list(pods.values()), node)
@@ -366,7 +378,7 @@ def test_status_devices_is_written_for_claims_with_opaque_config_from_claim_and_
             assert (entry["driver"], entry["pool"], entry["device"]) == (DRIVER, node.name, result["device"])
             assert entry["data"]["uuid"] in uuids
             assert f"NVIDIA_VISIBLE_DEVICES={entry['data']['uuid']}" in json.dumps(_spec_of(node, claim))
-            assert "could not record device status" not in node.log_text()
+        assert "could not record device status" not in node.log_text()
         _delete_all(kube, namespace, list(pods.values()))
     finally:
         kube.delete(f"{R}/deviceclasses/{configured_class}")

@@ -27,12 +27,13 @@ BOOT = "boot-1"
 
 
 class ClaimStandIn:
-    """``get(path)`` answers with the claims it was given; ``patch`` calls are recorded (``fail_patches``:
-    errors the next patches raise). Not an API server: no validation, no resource versions."""
+    """``get(path)`` answers with the claims it was given; ``patch`` and ``replace`` calls are recorded
+    (``fail_patches``: errors the next patches raise). Not an API server: no validation, no resource versions."""
 
     def __init__(self) -> None:
         self.claims: dict[str, dict[str, Any]] = {}
         self.patches: list[tuple[str, Any, str]] = []
+        self.replaces: list[tuple[str, dict[str, Any]]] = []
         self.fail_patches: list[ApiError] = []
 
     def add(self, claim: dict[str, Any]) -> ClaimRef:
@@ -48,6 +49,10 @@ class ClaimStandIn:
         if self.fail_patches:
             raise self.fail_patches.pop(0)
         return {}
+
+    def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.replaces.append((path, copy.deepcopy(body)))
+        return body
 
 
 def claim(

@@ -89,6 +89,17 @@ def test_per_claim_errors_say_what_is_wrong(node: Node) -> None:
     assert results["bad"].error.startswith("invalid configuration: ") and "Sometimes" in results["bad"].error
 
 
+def test_a_busy_placement_is_rolled_back_and_reported_as_a_scheduling_matter(node: Node) -> None:
+    first, second = node.api.add(claim("a", [MIG_0])), node.api.add(claim("b", [MIG_1, MIG_0]))
+    driver = node.driver()
+    driver.prepare([first])
+    error = driver.prepare([second])["b"].error
+    assert "placement 0 is busy" in error and error.endswith(
+        "the scheduler will retry once the GPU's allocations are settled"
+    )
+    assert list(node.hardware.partitions) == [(0, 1)] and node.recorded() == {"a": "PrepareCompleted"}
+
+
 def test_claim_without_devices_of_this_driver_is_refused_and_not_checkpointed(node: Node) -> None:
     ref = node.api.add(claim("u1", ["gpu-0"], driver="other.example.com"))
     result = node.driver().prepare([ref])["u1"]
@@ -113,6 +124,30 @@ def test_device_uuids_are_merge_patched_into_status_keeping_other_drivers_entrie
         "status": {"devices": [theirs, {"driver": DRIVER, "pool": NODE, "device": MIG_0, "data": {"uuid": mig_uuid}}]},
     }
     assert set(body["status"]) == {"devices"}  # never status.allocation
+
+
+def test_status_goes_back_with_a_put_where_the_server_refuses_the_patch_over_the_allocation(node: Node) -> None:
+    ref = node.api.add(claim("u1", [MIG_0], config=[]))
+    refused = '{"message": "status.allocation: Invalid value: null: field cannot be modified once set"}'
+    node.api.fail_patches.append(ApiError("PATCH", "/status", 422, refused))
+    driver = node.driver()
+    driver.prepare([ref])
+    driver.shutdown()
+    ((path, body),) = node.api.replaces
+    assert path == "/apis/resource.k8s.io/v1/namespaces/ns/resourceclaims/claim-u1/status"
+    assert body["status"]["allocation"] == claim("u1", [MIG_0])["status"]["allocation"]  # as read
+    assert body["status"]["devices"] == [
+        {"driver": DRIVER, "pool": NODE, "device": MIG_0, "data": {"uuid": _mig_uuid(node, "u1")}}
+    ]
+
+
+def test_status_is_not_written_when_the_server_refuses_it_for_another_reason(node: Node) -> None:
+    ref = node.api.add(claim("u1", [MIG_0]))
+    node.api.fail_patches.append(ApiError("PATCH", "/status", 403, '{"message": "forbidden"}'))
+    driver = node.driver()
+    assert driver.prepare([ref])["u1"].error == ""  # best effort: the prepare stands
+    driver.shutdown()
+    assert len(node.api.patches) == 1 and node.api.replaces == []
 
 
 def test_time_slice_claims_set_the_interval_and_the_last_one_resets_it(node: Node) -> None:

@@ -51,3 +51,44 @@ def test_invalid_yaml_is_unreadable() -> None:
 def test_a_scalar_document_is_reported() -> None:
     [finding] = lint("just a string\n")
     assert "not a Kubernetes object" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("a: &a [*a]\n", "alias *a is inside the node it refers to"),
+     ("\n".join(["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+                + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]),
+      "aliases expand the document by more than 100000 nodes"),
+     ("kind: X\n---\nspec: " + "[" * 100_000, "nested too deeply"),
+     ("spec:\n  count: " + "9" * 5000 + "\n", "<document 0>.spec.count: a number of 5000 characters is out of range"),
+     ("#" * (3 * 1024 * 1024 + 1), "is too large")],
+    ids=["recursive alias", "billion laughs", "deep", "long integer", "over 3 MiB"],
+)  # fmt: skip
+def test_yaml_beyond_the_limits_is_unreadable_naming_why(text: str, why: str) -> None:
+    with pytest.raises(Unreadable) as e:
+        parse_documents(text, "bomb.yaml")
+    assert str(e.value).startswith("bomb.yaml: ") and why in str(e.value)
+
+
+def test_json_beyond_the_limits_is_unreadable_naming_the_field() -> None:
+    text = json.dumps(CLAIM).replace('"c"', '"c", "generation": ' + "7" * 5000, 1)
+    with pytest.raises(Unreadable, match=r"c\.json: metadata\.generation: .* is out of range"):
+        parse_documents(text.replace("{", "{\t", 1), "c.json")  # a tab: YAML refuses it, JSON is tried
+
+
+def test_every_duplicate_key_in_json_is_a_finding() -> None:
+    text = '{"apiVersion": "v1",\t"kind": "X", "kind": "Y", "metadata": {"name": "a", "name": "b"}}'
+    [doc] = parse_documents(text, "c.json")
+    assert [i.field for i in doc.issues] == ["kind", "metadata.name"] and doc.body["kind"] == "Y"
+
+
+def test_yaml_anchors_and_merge_keys_keep_their_lines_and_find_duplicates() -> None:
+    text = "kind: X\nbase: &b {x: 1}\nspec:\n  <<: *b\n  y: 2\n  y: 3\n"
+    [doc] = parse_documents(text, "f.yaml")
+    assert doc.body["spec"] == {"x": 1, "y": 3}
+    assert [(i.field, doc.line_of(i.field)) for i in doc.issues] == [("spec.y", 5)]  # the first one's line
+
+
+def test_an_impossible_date_is_unreadable_not_a_crash() -> None:
+    with pytest.raises(Unreadable, match=r"'2020-13-45' is not a valid tag:yaml\.org,2002:timestamp"):
+        parse_documents("kind: X\nmetadata: {creationTimestamp: 2020-13-45}\n", "f.yaml")

@@ -78,7 +78,7 @@ def test_a_tls_handshake_that_never_completes_is_bounded_by_the_connect_timeout(
     with pytest.raises(ApiUnavailable) as exc:
         kube.get("/api/v1/nodes/a")
     assert time.monotonic() - began < 2
-    assert "GET /api/v1/nodes/a" in str(exc.value)
+    assert str(exc.value).startswith("API server did not answer within 0.5s: GET /api/v1/nodes/a")
 
 
 def test_a_refused_connection_says_the_server_is_unreachable() -> None:

@@ -11,7 +11,15 @@ import pytest
 from dra_driver.k8s import Kube, Obj
 from dra_driver.resourceslice.backoff import Backoff
 from dra_driver.resourceslice.capabilities import CURRENT
-from dra_driver.resourceslice.model import Device, Pool, SliceContent
+from dra_driver.resourceslice.model import (
+    Capacity,
+    CounterConsumption,
+    CounterSet,
+    Device,
+    Pool,
+    RequestPolicy,
+    SliceContent,
+)
 from dra_driver.resourceslice.publisher import SlicePublisher
 from dra_driver.resourceslice.reconciler import SliceReconciler
 from e2e.fixtures import Sandbox
@@ -80,6 +88,40 @@ def test_the_desired_pool_is_published_and_setting_it_again_writes_nothing(
     assert r.settled() and r.publisher.kube.writes() == writes and r.publications == publications
 
 
+def test_a_rich_pool_settles_and_a_metadata_only_change_by_someone_else_writes_nothing(
+    reconciler: Callable[[], SliceReconciler], admin: Kube
+) -> None:
+    r = reconciler()
+    counters = CounterSet("card-0", (("memory", "40Gi"), ("slice-0", "1"), ("slice-1", "1")))
+    whole = Device(
+        "card-0",
+        (("index", 0), ("model", "x100")),
+        (("memory", Capacity("40Gi")),),
+        (CounterConsumption("card-0", (("memory", "40Gi"), ("slice-0", "1"), ("slice-1", "1"))),),
+    )
+    half = Device(
+        "card-0-half-1",
+        (("index", 0),),
+        (("memory", Capacity("20Gi", RequestPolicy(default="1Gi", min="1Gi", step="1Gi", max="20Gi"))),),
+        (CounterConsumption("card-0", (("memory", "20Gi"), ("slice-1", "1"))),),
+        allow_multiple_allocations=True,
+    )
+    pool = Pool(
+        r.publisher.driver,
+        r.publisher.node,
+        (SliceContent(counter_sets=(counters,)), SliceContent(devices=(whole, half))),
+    )
+    r.set_desired(pool)
+    until(r.settled, "first publication settled", timeout=20)
+    writes, publications = r.publisher.kube.writes(), r.publications
+    name = sorted(_slices(admin, r))[1]
+    labelled = admin.patch(f"{SLICES}/{name}", {"metadata": {"labels": {"touched": "yes"}}})
+    seen = int(labelled["metadata"]["resourceVersion"])  # etcd revisions: the sandbox's are integers
+    until(lambda: int(r.watch.version or 0) >= seen, "the label seen by the watch")
+    assert r.settled()
+    assert (r.publisher.kube.writes(), r.publications) == (writes, publications)
+
+
 def test_a_slice_deleted_by_someone_else_is_restored(reconciler: Callable[[], SliceReconciler], admin: Kube) -> None:
     r = reconciler()
     r.set_desired(_pool(r.publisher.driver, r.publisher.node, (2, 1)))
@@ -134,4 +176,4 @@ def test_stop_is_prompt_while_the_watch_is_open(reconciler: Callable[[], SliceRe
     began = time.monotonic()
     r.stop()
     assert time.monotonic() - began < 1.0
-    assert r._worker is not None and not r._worker.is_alive()
+    assert not r.running()

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from cli import webhook_cmd
 from controller.webhook import namespace_only, service_client_config, url_client_config, webhook_configuration
 from controller.webhook.command import RegisterArgs, configuration
+from controller.webhook.main import add_serve_arguments
 from dra_driver.errors import ConfigError
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "webhook"
@@ -76,9 +76,10 @@ def test_deployment_service_and_certificate_fit_together() -> None:
     assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
     assert pod["spec"]["volumes"][0]["secret"]["secretName"] == certificate["spec"]["secretName"]
     assert f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc" in certificate["spec"]["dnsNames"]
-    # the container's arguments are a valid `dra-gpu webhook serve` command line on the declared port
-    parser = argparse.ArgumentParser(prog="dra-gpu")
-    webhook_cmd.register(parser.add_subparsers(dest="command", required=True))
+    # the container runs the webhook's own entry point with a valid command line on the declared port
+    assert container["command"] == ["python", "-m", "controller.webhook"]
+    parser = argparse.ArgumentParser(prog="python -m controller.webhook")
+    add_serve_arguments(parser)
     args = parser.parse_args(container["args"])
-    assert args.func is webhook_cmd.run_serve and args.port == container["ports"][0]["containerPort"]
+    assert args.port == container["ports"][0]["containerPort"]
     assert str(args.tls_cert).startswith(container["volumeMounts"][0]["mountPath"])

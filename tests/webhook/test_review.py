@@ -129,3 +129,67 @@ def test_a_driver_name_other_than_the_default_is_honoured() -> None:
 def test_a_body_that_is_not_a_v1_review_is_a_bad_review(body: bytes, why: str) -> None:
     with pytest.raises(BadReview, match=why):
         decide(body, DRIVER)
+
+
+def test_a_huge_memory_limit_is_denied_at_once_naming_the_field_and_the_range() -> None:
+    sharing = {"strategy": "MPS", "mpsConfig": {"defaultPinnedDeviceMemoryLimit": "1e999999999"}}
+    decision = decide(
+        review("ResourceClaim", "v1", obj("ResourceClaim", "v1", [opaque(parameters(**sharing))])), DRIVER
+    )
+    assert not decision.allowed
+    assert decision.message == (
+        "spec.devices.config[0].opaque.parameters.sharing.mpsConfig.defaultPinnedDeviceMemoryLimit: '1e999999999' is "
+        "out of range: a quantity from 1 byte to 8Ei - 1 (9223372036854775807), e.g. 10Gi"
+    )
+
+
+def test_a_review_nested_past_the_recursion_limit_is_a_bad_review() -> None:
+    body = review("ResourceClaim", "v1", obj("ResourceClaim", "v1", [opaque({"x": "DEEP"}, driver="net.example.com")]))
+    with pytest.raises(BadReview, match="nested too deeply"):
+        decide(body.replace(b'"DEEP"', b"[" * 50_000 + b"]" * 50_000), DRIVER)
+
+
+def test_an_object_may_be_as_deep_as_the_linter_allows_but_no_deeper() -> None:
+    def deep(levels: int) -> bytes:  # another driver's parameters, from the object's root down
+        body = review("ResourceClaim", "v1", obj("ResourceClaim", "v1", [opaque({"x": "DEEP"}, driver="n.example")]))
+        inner = levels - 7  # object > spec > devices > config > [0] > opaque > parameters
+        return body.replace(b'"DEEP"', b"[" * inner + b"]" * inner)
+
+    assert decide(deep(64), DRIVER).allowed
+    with pytest.raises(
+        BadReview, match=r"request\.object\.spec\.devices\.config\[0\]\.opaque\.parameters\.x\[0\].*nested"
+    ):
+        decide(deep(65), DRIVER)
+
+
+def test_a_body_over_3_mib_is_a_bad_review() -> None:
+    with pytest.raises(BadReview, match="too large"):
+        decide(b" " * (3 * 1024 * 1024 + 1), DRIVER)
+
+
+def test_integers_too_long_to_convert_are_a_bad_review_naming_the_field() -> None:
+    body = review("ResourceClaim", "v1", obj("ResourceClaim", "v1", []))
+    with pytest.raises(BadReview, match=r"request\.generation: .* is out of range"):
+        decide(body.replace(b'"name": "c"', b'"generation": ' + b"9" * 5000, 1), DRIVER)
+
+
+def test_thousands_of_config_entries_are_each_checked_once() -> None:
+    entries = [opaque({"x": 1}, driver="other.example")] * 20_000 + [opaque(parameters(strategy="Fast"))]
+    decision = decide(review("ResourceClaim", "v1", obj("ResourceClaim", "v1", entries)), DRIVER)
+    assert decision.message.startswith(
+        "spec.devices.config[20000].opaque.parameters.sharing.strategy: unknown strategy"
+    )
+
+
+def test_every_duplicate_key_in_our_parameters_is_denied() -> None:
+    body = review("ResourceClaim", "v1", obj("ResourceClaim", "v1", [opaque(parameters(strategy="MPS"))] * 2))
+    duplicated = body.replace(b'"strategy": "MPS"', b'"strategy": "MPS", "strategy": "MPS"')
+    message = decide(duplicated, DRIVER).message
+    assert "config[0].opaque.parameters.sharing.strategy: duplicate key" in message
+    assert "config[1].opaque.parameters.sharing.strategy: duplicate key" in message
+
+
+def test_a_duplicate_key_outside_the_object_is_a_bad_review() -> None:
+    body = review("ResourceClaim", "v1", obj("ResourceClaim", "v1", []))
+    with pytest.raises(BadReview, match=r"request\.uid: duplicate key"):
+        decide(body.replace(b'"uid": "u-1"', b'"uid": "u-1", "uid": "u-2"'), DRIVER)
