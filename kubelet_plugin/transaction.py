@@ -2,7 +2,8 @@
 
 ``prepare``: ``checkpoint.start`` -> per device ``hardware.apply`` + ``checkpoint.progress`` -> CDI spec +
 ``checkpoint.complete``. On any failure it rolls back exactly the devices applied (reverse order), removes
-the CDI spec and the checkpoint record, and re-raises the failure.
+the CDI spec and the checkpoint record (through ``undo``: a roll-back the hardware refuses stays recorded),
+and re-raises the failure.
 
 ``undo`` (unprepare, roll-back, start-up repair): ``checkpoint.start_unprepare`` -> CDI spec removed -> per
 device, in reverse, ``hardware.undo`` + ``checkpoint.unprepare_progress`` -> ``checkpoint.remove``. When the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from dra_driver.cdi.atomic import TEMP_SUFFIX
 from kubelet_plugin.checkpoint import Checkpoint
 from kubelet_plugin.hardware import GpuInstance
 from kubelet_plugin.records import MigPartition
@@ -112,9 +113,12 @@ def test_orphan_cdi_specs_and_stale_temporary_files_are_removed(node: Node) -> N
     orphan.write_text(json.dumps({"cdiVersion": "0.5.0"}))
     foreign = node.cdi_dir / "vendor.example.com-nic.json"
     foreign.write_text("{}")
+    temp = node.cdi_dir / f".{DRIVER}-claim_u2.json.abc{TEMP_SUFFIX}"  # a write cut short by a crash
+    temp.write_text("{")
     report = repair(node.driver(), [0])
     assert report.specs_removed == 1
     assert node.specs() == sorted([f"{DRIVER}-claim_u1.json", foreign.name])
+    assert not temp.exists()
 
 
 def test_time_slice_intervals_no_claim_uses_are_reset(node: Node) -> None:
