@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from dra_driver.k8s import MERGE_PATCH, ApiError
+from dra_driver.k8s import MERGE_PATCH, ApiError, resource_path
 from dra_driver.kubeletplugin.protocol import ClaimRef
 from kubelet_plugin.cdi_specs import device_uuid
 from kubelet_plugin.records import DeviceRecord
@@ -34,7 +34,8 @@ class ClaimApi(Protocol):
 
 
 def claim_path(ref: ClaimRef) -> str:
-    return f"/apis/resource.k8s.io/v1/namespaces/{ref.namespace}/resourceclaims/{ref.name}"
+    """The claim's REST path; namespace and name are validated and quoted (``InvalidName`` otherwise)."""
+    return resource_path("resource.k8s.io/v1", "resourceclaims", ref.name, ref.namespace)
 
 
 def status_devices(driver: str, devices: tuple[DeviceRecord, ...]) -> list[dict[str, Any]]:
