@@ -19,9 +19,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
-from api.partitioning import GpuMode, Mig, PartitioningConfig, parse_config
+from api.partitioning import GpuMode, Mig, PartitioningConfig, load_config
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import Kube, resource_path
 from dra_driver.kubeletplugin.server import PluginServer
@@ -96,7 +94,7 @@ class Plugin:
     def _load_config(path: Path | None) -> PartitioningConfig:
         if path is None or not path.exists():
             return PartitioningConfig()
-        return parse_config(yaml.safe_load(path.read_text()))
+        return load_config(path.read_text())
 
     def modes(self, inv: Inventory) -> dict[int, GpuMode]:
         return {g.index: self.config.mode_for(self.labels, g.index, g.uuid, g.product_name) for g in inv.gpus}

@@ -3,8 +3,9 @@
 - ``v1alpha1``: ``GpuConfig`` / ``MigDeviceConfig`` and ``decode_opaque``, the one validator used by the
   admission webhook, the manifest linter and the kubelet plugin;
 - ``resolve``: which config entry applies to an allocated device (class < claim, last match wins);
-- ``strict``: JSON/YAML decoding that refuses duplicate keys, and typed field access;
-- ``quantity``: Kubernetes quantities as whole bytes.
+- ``strict``: JSON/YAML decoding that refuses duplicate keys and stays within the API server's limits
+  (3 MiB, 64 levels, bounded YAML aliases), and typed field access;
+- ``quantity``: Kubernetes quantities as whole bytes (1 to 2⁶³-1), parsed without unbounded arithmetic.
 
 Every error is an ``api.errors.ConfigError`` naming the field path. See docs/opaque-config.md.
 """

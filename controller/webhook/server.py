@@ -6,8 +6,10 @@ each connection's own thread, with the certificate current at that moment (``tls
 
 No client can hold it (``Limits``): every connection has its own thread, at most ``connections`` at once
 (more are closed unanswered); a connection silent for ``idle_s`` is closed; a request (line, headers and
-body) must arrive within ``request_s`` of the server starting to wait for it, else 408 and the connection
-is closed; a body needs a numeric ``Content-Length`` (else 411 or 400) of at most ``max_body`` (else 413).
+body) must arrive within ``request_s`` of the server starting to wait for it, else the connection is closed
+(answered 408 if the body was being read); a body needs a numeric ``Content-Length`` (else 411 or 400) of
+at most ``max_body`` (else 413). Refusals close the connection after reading what the client still sends
+for up to ``LINGER_S``.
 """
 
 from __future__ import annotations
