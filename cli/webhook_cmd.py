@@ -9,8 +9,7 @@ import argparse
 from pathlib import Path
 
 from controller.webhook import command, registration
-from controller.webhook.tls import LOOPBACK_NAMES
-from dra_driver.classes import DEFAULT_DRIVER
+from controller.webhook.main import add_serve_arguments, serve_args
 
 DEFAULT_NAME = registration.DEFAULT_NAME
 
@@ -20,23 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     commands = p.add_subparsers(dest="webhook_command", required=True, metavar="SUBCOMMAND")
 
     s = commands.add_parser("serve", help="serve /validate and /healthz over HTTPS until SIGTERM")
-    s.add_argument("--address", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    s.add_argument("--port", type=int, default=8443, help="port to listen on (default 8443; 0 picks a free one)")
-    s.add_argument("--tls-cert", type=Path, help="serving certificate (PEM); reloaded when the file changes")
-    s.add_argument("--tls-key", type=Path, help="its private key (PEM)")
-    s.add_argument(
-        "--self-signed-dir",
-        type=Path,
-        metavar="DIR",
-        help="generate a CA and a serving certificate into DIR (ca.crt is the caBundle), instead of --tls-*",
-    )
-    s.add_argument(
-        "--host",
-        action="append",
-        default=[],
-        help="with --self-signed-dir: a name or IP the certificate is for (repeatable; default 127.0.0.1, localhost)",
-    )
-    s.add_argument("--driver", default=DEFAULT_DRIVER)
+    add_serve_arguments(s)
     s.set_defaults(func=run_serve)
 
     for name, func, text in (
@@ -63,17 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    hosts = tuple(args.host) or LOOPBACK_NAMES
-    serve_args = command.ServeArgs(
-        driver=args.driver,
-        address=args.address,
-        port=args.port,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        self_signed_dir=args.self_signed_dir,
-        hosts=hosts,
-    )
-    return command.serve(serve_args)
+    return command.serve(serve_args(args))
 
 
 def _register_args(args: argparse.Namespace) -> command.RegisterArgs:

@@ -4,7 +4,7 @@
 record and resets GPU-wide settings only when no remaining user of the GPU needs them (``undo_steps``, a
 pure decision shared by every implementation). Start-up repair also lists and destroys GPU instances and
 reads and resets time-slice intervals. ``HardwareOps`` implements it with NVML (real or simulated);
-``kubelet_plugin.fakes.FakeHardware`` in memory, for unit tests.
+``tests.kubelet_plugin.fakes.FakeHardware`` in memory, for unit tests.
 """
 
 from __future__ import annotations

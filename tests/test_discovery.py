@@ -144,5 +144,6 @@ def test_cli_table_and_yaml_outputs(tmp_path: Path) -> None:
 
 def test_cli_without_nvml_exits_with_an_actionable_message() -> None:
     out = _cli("inventory", env={"PATH": os.environ["PATH"]})
-    assert out.returncode == 1
+    assert out.returncode == 2  # the environment is wrong, as with every user mistake
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert "libnvidia-ml.so.1 not found" in out.stderr and "--simulate" in out.stderr

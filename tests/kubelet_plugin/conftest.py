@@ -18,8 +18,8 @@ from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
 from kubelet_plugin.checkpoint import Checkpoint
 from kubelet_plugin.driver import GpuDriver
-from kubelet_plugin.fakes import FakeHardware
 from tests.conftest import MachineFactory
+from tests.kubelet_plugin.fakes import FakeHardware
 
 DRIVER = "gpu.dra-driver.dev"
 NODE = "node-a"
