@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = ROOT.parent / "shared" / "hardware" / "mig-profiles.json"
-TARGET = ROOT / "dra_driver" / "nvml_sim" / "gpu_models.json"
+TARGET = ROOT / "nvml_sim" / "gpu_models.json"
 KEEP = {"A100-SXM4-40GB", "A100-SXM4-80GB", "A30-24GB", "H100-SXM5-80GB"}
 GI_FIELDS = (
     "nvml_profile_enum_value",
@@ -46,8 +47,8 @@ L4 = {
 }
 
 
-def convert(source: dict) -> dict:
-    models: dict[str, dict] = {}
+def convert(source: dict[str, Any]) -> dict[str, Any]:
+    models: dict[str, dict[str, Any]] = {}
     for model in source["models"]:
         if model["model"] not in KEEP:
             continue

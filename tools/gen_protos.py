@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m api.gen_protos          # rewrite api/gen in place
-    python -m api.gen_protos --check  # exit 1, listing stale files, if api/gen is out of date
+    python -m tools.gen_protos          # rewrite api/gen in place
+    python -m tools.gen_protos --check  # exit 1, listing stale files, if api/gen is out of date
 
 Protos are compiled with ``-I api/proto``, so the file names registered in the protobuf
 descriptor pool are ``dra/v1/api.proto``, ``pluginregistration/v1/api.proto`` and so on:
@@ -29,12 +29,12 @@ from pathlib import Path
 from grpc_tools import protoc  # type: ignore[import-untyped]
 from grpc_tools.grpc_version import VERSION as GRPC_TOOLS_VERSION  # type: ignore[import-untyped]
 
-API_DIR = Path(__file__).resolve().parent
+API_DIR = Path(__file__).resolve().parent.parent / "api"
 REPO_ROOT = API_DIR.parent
 PROTO_ROOT = API_DIR / "proto"
 GEN_DIR = API_DIR / "gen"
 GEN_PACKAGE = "api.gen"
-COMMAND = "python -m api.gen_protos"
+COMMAND = "python -m tools.gen_protos"
 
 # `from dra.v1 import api_pb2 as dra_dot_v1_dot_api__pb2`, as protoc writes it.
 _SIBLING_IMPORT = re.compile(r"^from ([A-Za-z_][\w.]*) import (\w+_pb2) as (\w+)$", re.MULTILINE)
