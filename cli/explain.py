@@ -284,7 +284,7 @@ def node_report(
     exp = explain(cluster, list(claims), node)
     if not exp.pools:
         return None
-    pools = gather_pools(cluster.slices, node)
+    pools = gather_pools(cluster, node)
     index = {DeviceId(p.id.driver, p.id.pool, d.name): d for p in pools for s in p.slices for d in s.devices}
     facts = tuple(_facts(r, index) for r in exp.requests)
     claim_of = {r.request: r.claim for r in exp.requests}

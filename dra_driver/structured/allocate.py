@@ -44,7 +44,7 @@ def allocate_claims(
     if (early := precheck(cluster, parsed, node)) is not None:
         return early
     try:
-        pools = gather_pools(cluster.slices, node)
+        pools = gather_pools(cluster, node)
     except ConfigError as e:
         return Failed(node.name, f"gather pool information: {e}")
     search = Search(parsed, pools, cluster, node, max_steps)

@@ -4,23 +4,60 @@ Amounts are integers in nano-units. ``available`` is a pool's counter sets minus
 already-allocated claims consume (``checkAvailableCounters``' cache); a device fits when, after adding its
 consumption to what the search is allocating, *every* counter of the pool stays within what is available,
 so a pool that allocated claims over-commit admits no further counter-consuming device (as upstream).
+``available`` is remembered per pool (pools are immutable and shared by ``gather_pools``' memo) for the
+last allocated state it was asked with; callers must not change what it returns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from weakref import WeakKeyDictionary
 
-from dra_driver.structured.model import AllocatedState, CounterConsumption, DeviceId
+from dra_driver.structured.model import AllocatedState, CounterConsumption
 from dra_driver.structured.pools import Pool
 
 Counts = dict[str, dict[str, int]]  # counter set -> counter -> nano-units
+Left = Mapping[str, Mapping[str, int]]  # what ``available`` returns: read only
+
+# per pool: the allocated state asked with, what is left then, and whether some counter is below zero
+_available: WeakKeyDictionary[Pool, tuple[AllocatedState, Left, bool]] = WeakKeyDictionary()
 
 
-def available(pool: Pool, allocated: AllocatedState) -> Counts:
+def _remembered(pool: Pool, allocated: AllocatedState) -> tuple[AllocatedState, Left, bool]:
+    remembered = _available.get(pool)
+    if remembered is None or remembered[0] is not allocated:
+        left = _available_now(pool, allocated)
+        overdrawn = any(amount < 0 for counters in left.values() for amount in counters.values())
+        remembered = _available[pool] = (allocated, left, overdrawn)
+    return remembered
+
+
+def available(pool: Pool, allocated: AllocatedState) -> Left:
+    return _remembered(pool, allocated)[1]
+
+
+def fits(pool: Pool, allocated: AllocatedState, consumed: Mapping[str, Mapping[str, int]]) -> bool:
+    """``not exceeded(available(pool, allocated), consumed)``, looking only at the counters consumed."""
+    _, left, overdrawn = _remembered(pool, allocated)
+    if overdrawn:  # a counter nothing consumes can be exceeded too
+        return not exceeded(left, consumed)
+    for set_name, amounts in consumed.items():
+        have = left.get(set_name)
+        if have is not None:
+            for name, amount in amounts.items():
+                if name in have and have[name] < amount:
+                    return False
+    return True
+
+
+def _available_now(pool: Pool, allocated: AllocatedState) -> Counts:
     left = {cs.name: {n: q.nanos for n, q in cs.counters.items()} for cs in pool.counter_sets.values()}
+    held = allocated.allocated_by_pool.get(pool.id)
+    if not held:
+        return left
     for slice_ in pool.slices + pool.other_slices:
         for device in slice_.devices:
-            if not allocated.is_allocated(DeviceId(pool.id.driver, pool.id.pool, device.name)):
+            if device.name not in held:
                 continue
             for consumption in device.consumes_counters:
                 counters = left.get(consumption.counter_set, {})

@@ -119,7 +119,7 @@ def request_report(
 
 
 def _judge(
-    cluster: ClusterState, request: DeviceRequest, device: Device, device_id: DeviceId, left: counters.Counts
+    cluster: ClusterState, request: DeviceRequest, device: Device, device_id: DeviceId, left: counters.Left
 ) -> DeviceStatus:
     allocated = cluster.allocated
     if not request.admin_access and device_id in allocated.devices:

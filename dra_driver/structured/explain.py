@@ -67,7 +67,7 @@ def explain(
     parsed = as_claims([claims] if isinstance(claims, (Claim, Mapping)) else claims)
     outcome = allocate_claims(cluster, parsed, node, max_steps=max_steps)
     try:
-        pools = gather_pools(cluster.slices, node)
+        pools = gather_pools(cluster, node)
     except ConfigError:
         return Explanation(node.name, outcome, (), ())
     pool_reports = tuple(

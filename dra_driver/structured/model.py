@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from dra_driver.cel import DeviceView, Quantity
+from dra_driver.cel import DeviceView, Quantity, device_view
+from dra_driver.structured.slice_index import SliceIndex
 
 MAX_RESULTS_PER_CLAIM = 32  # resourceapi.AllocationResultsMaxSize
 EXACT_COUNT = "ExactCount"
@@ -93,7 +95,7 @@ class Capacity:
 @dataclass(frozen=True, eq=False)
 class Device:
     name: str
-    view: DeviceView  # what CEL selectors see
+    driver: str
     attributes: Mapping[str, Mapping[str, Any]]  # raw v1 attributes by (possibly unqualified) name
     capacity: Mapping[str, Capacity] = field(default_factory=dict)
     consumes_counters: tuple[CounterConsumption, ...] = ()
@@ -102,6 +104,17 @@ class Device:
     allow_multiple_allocations: bool = False
     binds_to_node: bool = False
     binding_conditions: tuple[str, ...] = ()
+    source: Mapping[str, Any] = field(default_factory=dict, repr=False)  # the v1 Device the view is built from
+
+    @cached_property
+    def view(self) -> DeviceView:
+        """What CEL selectors see; built on first use, as most devices never meet a selector."""
+        return device_view(self.driver, self.source)
+
+    @cached_property
+    def plain_capacity(self) -> bool:
+        """No request policy and no negative value: a request without capacity requests fits an unshared device."""
+        return all(c.policy is None and c.value.nanos >= 0 for c in self.capacity.values())
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,11 +128,11 @@ class Slice:
     devices: tuple[Device, ...] = ()
     shared_counters: tuple[CounterSet, ...] = ()
 
-    @property
+    @cached_property
     def pool_id(self) -> PoolId:
         return PoolId(self.driver, self.pool)
 
-    @property
+    @cached_property
     def uses_compatibility_groups(self) -> bool:
         return any(c.compatibility_groups for d in self.devices for c in d.consumes_counters)
 
@@ -209,9 +222,22 @@ class AllocatedState:
         """Holds the device in any way (``internal.IsDeviceAllocated``): counts for shared counters."""
         return device in self.devices or device in self.shared_devices or device in self.capacity
 
+    @cached_property
+    def allocated_by_pool(self) -> Mapping[PoolId, frozenset[str]]:
+        """The names of the devices ``is_allocated`` holds, by pool."""
+        names: dict[PoolId, set[str]] = {}
+        for device in (*self.devices, *self.shared_devices, *self.capacity):
+            names.setdefault(PoolId(device.driver, device.pool), set()).add(device.device)
+        return {pool: frozenset(held) for pool, held in names.items()}
+
 
 @dataclass(frozen=True)
 class ClusterState:
     slices: tuple[Slice, ...] = ()
     classes: Mapping[str, DeviceClass] = field(default_factory=dict)
     allocated: AllocatedState = field(default_factory=AllocatedState)
+
+    @cached_property
+    def index(self) -> SliceIndex:
+        """The slices by node and by pool, built on first use (``gather_pools`` reads a node's slices here)."""
+        return SliceIndex(self.slices)

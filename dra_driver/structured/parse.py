@@ -2,14 +2,18 @@
 
 Defaults the API server would apply are applied here too (``allocationMode: ExactCount``, ``count: 1``,
 toleration ``operator: Equal``), so hand-written objects work. Malformed input raises ``ConfigError``.
+A device's CEL view is built from its dict when a selector first needs it: do not change the dicts
+after parsing them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
-from dra_driver.cel import Quantity, device_view, parse_quantity
+from dra_driver.cel import Quantity
+from dra_driver.cel import parse_quantity as _parse_quantity
 from dra_driver.errors import ConfigError
 from dra_driver.structured.model import (
     EXACT_COUNT,
@@ -34,6 +38,9 @@ from dra_driver.structured.model import (
 )
 
 Obj = Mapping[str, Any]
+
+# The same few strings ("1", "5Gi", ...) recur on every node's devices; a Quantity is immutable.
+parse_quantity = lru_cache(maxsize=4096)(_parse_quantity)
 
 
 def _spec(obj: Obj) -> Obj:
@@ -81,22 +88,51 @@ def _policy(raw: Obj | None) -> RequestPolicy | None:
     )
 
 
+# Devices of one model repeat the same capacities and counter consumptions on every node. Sharing these
+# frozen values keeps a large cluster's state small (and the garbage collector's passes over it short).
+@lru_cache(maxsize=4096)
+def _plain_capacity(value: str) -> Capacity:
+    return Capacity(parse_quantity(value))
+
+
+def _capacity(raw: Obj) -> Capacity:
+    policy = raw.get("requestPolicy")
+    if policy is None:
+        return _plain_capacity(str(raw["value"]))
+    return Capacity(parse_quantity(str(raw["value"])), _policy(policy))
+
+
+@lru_cache(maxsize=4096)
+def _shared_consumption(
+    counter_set: str, counters: tuple[tuple[str, str], ...], groups: tuple[str, ...]
+) -> CounterConsumption:
+    return CounterConsumption(counter_set, {k: parse_quantity(v) for k, v in counters}, groups)
+
+
+def _consumption(raw: Obj) -> CounterConsumption:
+    counters = tuple((k, str(v["value"])) for k, v in (raw.get("counters") or {}).items())
+    return _shared_consumption(str(raw["counterSet"]), counters, tuple(raw.get("compatibilityGroups") or ()))
+
+
+def _attributes(raw: Obj) -> Mapping[str, Obj]:
+    """The device's attributes, checked to be what its CEL view, built later, can read."""
+    attributes = raw.get("attributes") or {}
+    if not isinstance(attributes, Mapping):
+        raise TypeError(f"device {raw.get('name')}: attributes must map names to DeviceAttribute objects")
+    for attribute in attributes.values():
+        if type(attribute) is not dict and not isinstance(attribute, Mapping):  # dict first: it is cheaper
+            raise TypeError(f"device {raw.get('name')}: attributes must map names to DeviceAttribute objects")
+    return attributes
+
+
 def _device(driver: str, raw: Obj) -> Device:
     per_device = any(k in raw for k in ("nodeName", "nodeSelector", "allNodes"))
     return Device(
         name=str(raw["name"]),
-        view=device_view(driver, raw),
-        attributes=dict(raw.get("attributes") or {}),
-        capacity={
-            k: Capacity(parse_quantity(str(v["value"])), _policy(v.get("requestPolicy")))
-            for k, v in (raw.get("capacity") or {}).items()
-        },
-        consumes_counters=tuple(
-            CounterConsumption(
-                str(c["counterSet"]), _counters(c.get("counters")), tuple(c.get("compatibilityGroups") or ())
-            )
-            for c in raw.get("consumesCounters") or ()
-        ),
+        driver=driver,
+        attributes=_attributes(raw),
+        capacity={k: _capacity(v) for k, v in (raw.get("capacity") or {}).items()},
+        consumes_counters=tuple(_consumption(c) for c in raw.get("consumesCounters") or ()),
         taints=tuple(
             Taint(str(t["key"]), str(t.get("value") or ""), str(t.get("effect") or "")) for t in raw.get("taints") or ()
         ),
@@ -104,6 +140,7 @@ def _device(driver: str, raw: Obj) -> Device:
         allow_multiple_allocations=bool(raw.get("allowMultipleAllocations", False)),
         binds_to_node=bool(raw.get("bindsToNode", False)),
         binding_conditions=tuple(raw.get("bindingConditions") or ()),
+        source=raw,
     )
 
 

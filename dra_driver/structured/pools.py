@@ -10,15 +10,21 @@
 - Slices whose devices use compatibility groups (alpha DRADeviceCompatibilityGroups, off) are ignored,
   which leaves their pool incomplete.
 - Order: by driver then pool name; pools with binding conditions last. Slices by name, devices as listed.
+
+Given a ``ClusterState``, a node's slices come from its index (``slice_index``) rather than a scan of the
+whole cluster, and a pool built once from the same visible slices is reused: nodes and calls share the
+``Pool`` (it is immutable). Given a plain sequence of slices, an index is built for the one call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from dra_driver.structured.model import CounterSet, Node, PoolId, Slice
+from dra_driver.structured.model import ClusterState, CounterSet, Node, PoolId, Slice
 from dra_driver.structured.nodeselect import node_matches
+from dra_driver.structured.slice_index import SliceIndex
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,7 +42,7 @@ class Pool:
     def usable(self) -> bool:
         return not self.incomplete and self.invalid is None
 
-    @property
+    @cached_property
     def has_binding_conditions(self) -> bool:
         return any(d.binding_conditions for s in self.slices for d in s.devices)
 
@@ -51,10 +57,11 @@ def slice_visible(slice_: Slice, node: Node) -> bool:
     return False  # some future kind of node selection: not for us
 
 
-def gather_pools(slices: Sequence[Slice], node: Node) -> tuple[Pool, ...]:
-    candidates = [s for s in slices if not s.node.node_name or s.node.node_name == node.name]
+def gather_pools(source: ClusterState | Sequence[Slice], node: Node) -> tuple[Pool, ...]:
+    """The node's pools, sorted. Given a ``ClusterState``, its slice index and pool memo are used."""
+    index = source.index if isinstance(source, ClusterState) else SliceIndex(source)
     current: dict[PoolId, list[Slice]] = {}
-    for slice_ in candidates:
+    for slice_ in index.candidates(node.name):
         if slice_.uses_compatibility_groups or not slice_visible(slice_, node):
             continue
         known = current.get(slice_.pool_id)
@@ -64,19 +71,29 @@ def gather_pools(slices: Sequence[Slice], node: Node) -> tuple[Pool, ...]:
             known.append(slice_)
     pools: list[Pool] = []
     for pool_id, visible in current.items():
-        generation, expected = visible[0].generation, visible[0].resource_slice_count
-        every = visible
-        if len(visible) != expected:
-            same_pool = [s for s in slices if s.pool_id == pool_id]
-            if any(s.generation > generation for s in same_pool):
-                continue  # the driver is replacing this generation: ignore it
-            every = [s for s in same_pool if s.generation == generation and not s.uses_compatibility_groups]
-            if len(every) != expected:
-                pools.append(Pool(pool_id, incomplete=True, seen=len(every), expected=expected))
-                continue
-        pools.append(_build_pool(pool_id, visible, every, expected))
+        key = tuple(visible)  # slices compare by identity
+        if key in index.pools:
+            pool = index.pools[key]
+        else:
+            pool = index.pools[key] = _pool(index, pool_id, visible)
+        if pool is not None:
+            pools.append(pool)
     pools.sort(key=lambda p: (p.has_binding_conditions, p.id.driver, p.id.pool))
     return tuple(pools)
+
+
+def _pool(index: SliceIndex, pool_id: PoolId, visible: list[Slice]) -> Pool | None:
+    """The pool as the node sees ``visible`` of its slices; None when a newer generation replaces it."""
+    generation, expected = visible[0].generation, visible[0].resource_slice_count
+    every = visible
+    if len(visible) != expected:
+        same_pool = index.pool(pool_id)
+        if any(s.generation > generation for s in same_pool):
+            return None  # the driver is replacing this generation: ignore it
+        every = [s for s in same_pool if s.generation == generation and not s.uses_compatibility_groups]
+        if len(every) != expected:
+            return Pool(pool_id, incomplete=True, seen=len(every), expected=expected)
+    return _build_pool(pool_id, visible, every, expected)
 
 
 def _build_pool(pool_id: PoolId, visible: list[Slice], every: list[Slice], expected: int) -> Pool:
@@ -103,9 +120,10 @@ def _build_pool(pool_id: PoolId, visible: list[Slice], every: list[Slice], expec
                 known = counter_sets.get(consumption.counter_set)
                 if known is None:
                     return _invalid(base, f"counter set {consumption.counter_set} not found")
-                for name in consumption.counters:
-                    if name not in known.counters:
-                        return _invalid(base, f"counter {name} not found in counter set {known.name}")
+                if consumption.counters.keys() <= known.counters.keys():
+                    continue
+                name = next(n for n in consumption.counters if n not in known.counters)
+                return _invalid(base, f"counter {name} not found in counter set {known.name}")
     return Pool(pool_id, base.slices, base.other_slices, counter_sets, seen=base.seen, expected=expected)
 
 

@@ -60,7 +60,6 @@ class Search:
     allocating: dict[DeviceId, set[int]] = field(default_factory=dict)
     allocating_capacity: dict[DeviceId, dict[str, Quantity]] = field(default_factory=dict)
     consumed_counters: dict[PoolId, counters.Counts] = field(default_factory=dict)
-    available_counters: dict[PoolId, counters.Counts] = field(default_factory=dict)
     match_cache: dict[tuple[DeviceId, Key], bool] = field(default_factory=dict)
 
     # --- set-up (``Allocate`` before the recursion) -------------------------------------------------
@@ -266,6 +265,8 @@ class Search:
     def _capacity_fits(self, ci: int, data: RequestData, device: Device, device_id: DeviceId, verb: str) -> bool:
         allocated = self.cluster.allocated.capacity.get(device_id, {})
         allocating = self.allocating_capacity.get(device_id, {})
+        if not data.request.capacity and not allocated and not allocating and device.plain_capacity:
+            return True  # what capacity_shortfall would find, without computing the amounts
         try:
             return capacity_shortfall(data.request.capacity, device.capacity, allocated, allocating) is None
         except CapacityError as e:
@@ -350,12 +351,9 @@ class Search:
 
     def _take_counters(self, cand: Candidate) -> bool:
         pool = cand.pool
-        left = self.available_counters.get(pool.id)
-        if left is None:
-            left = self.available_counters[pool.id] = counters.available(pool, self.cluster.allocated)
         consumed = self.consumed_counters.setdefault(pool.id, {})
         counters.add(consumed, cand.device.consumes_counters)
-        if counters.exceeded(left, consumed):
+        if not counters.fits(pool, self.cluster.allocated, consumed):
             counters.add(consumed, cand.device.consumes_counters, -1)
             return False
         return True
