@@ -89,6 +89,13 @@ def _device_edits(record: DeviceRecord, gpu_minor: int, minors: Mapping[str, int
     return ContainerEdits(env=tuple(env), device_nodes=tuple(nodes), mounts=tuple(mounts))
 
 
+def _cdi_names(records: tuple[DeviceRecord, ...]) -> list[str]:
+    """Each record's device name, made unique within the claim: a device allocated more than once (a shared
+    GPU given to two requests, each with its own share ID) is named ``<device>-<shareID>`` (else ``-<k>``)."""
+    repeated = {r.device for r in records if sum(o.device == r.device for o in records) > 1}
+    return [f"{r.device}-{r.share_id or k}" if r.device in repeated else r.device for k, r in enumerate(records)]
+
+
 def claim_spec(
     driver: str,
     claim_uid: str,
@@ -99,8 +106,8 @@ def claim_spec(
     """The claim's spec. ``gpu_minors`` maps GPU index -> minor number (the /dev/nvidia<minor> node)."""
     uuids = ",".join(dict.fromkeys(device_uuid(r) for r in records))
     devices = tuple(
-        Device(claim_device_name(claim_uid, r.device), _device_edits(r, gpu_minors[r.hardware.gpu_index], minors))
-        for r in records
+        Device(claim_device_name(claim_uid, name), _device_edits(r, gpu_minors[r.hardware.gpu_index], minors))
+        for name, r in zip(_cdi_names(records), records, strict=True)
     )
     common = ContainerEdits(
         env=(f"NVIDIA_VISIBLE_DEVICES={uuids}", f"CUDA_VISIBLE_DEVICES={uuids}"),

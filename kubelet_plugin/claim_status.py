@@ -40,7 +40,11 @@ def claim_path(ref: ClaimRef) -> str:
 
 def status_devices(driver: str, devices: tuple[DeviceRecord, ...]) -> list[dict[str, Any]]:
     """This driver's ``status.devices`` entries for the prepared devices."""
-    return [{"driver": driver, "pool": d.pool, "device": d.device, "data": {"uuid": device_uuid(d)}} for d in devices]
+    return [
+        {"driver": driver, "pool": d.pool, "device": d.device, "data": {"uuid": device_uuid(d)}}
+        | ({"shareID": d.share_id} if d.share_id else {})
+        for d in devices
+    ]
 
 
 def _refused_allocation(exc: ApiError) -> bool:

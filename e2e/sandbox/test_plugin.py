@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from api.gen.dra.v1 import api_pb2_grpc
-from api.partitioning import GpuMode, Mig, TimeSlice, Whole
+from api.partitioning import GpuMode, Mig, Shared, TimeSlice, Whole
 from dra_driver.classes import class_name
 from dra_driver.k8s import Kube
 from dra_driver.kubeletplugin import protocol as proto
@@ -116,6 +116,32 @@ def test_whole_gpu_claims_run_with_their_gpu_uuid(
         assert uuid in gpu_uuids
         _check_spec(_spec_of(node, claim), [uuid])
     _delete_all(kube, namespace, pods)
+    assert list(node.cdi_dir.glob("*.json")) == []
+
+
+def test_a_claim_given_one_shared_gpu_twice_runs_with_a_cdi_device_and_a_status_entry_per_share(
+    gpu_node: Callable[..., PluginNode], kube: Kube, namespace: str
+) -> None:
+    """Two requests on the shared class: the real scheduler gives both the same device with distinct share IDs;
+    the plugin names one CDI device per share and writes one status entry per share (with its shareID)."""
+    node = gpu_node("single-a100", Shared())
+    shared = {"deviceClassName": class_name("shared")}
+    devices = {"requests": [{"name": "a", "exactly": shared}, {"name": "b", "exactly": shared}]}
+    kube.create(
+        f"{R}/namespaces/{namespace}/resourceclaimtemplates",
+        {"metadata": {"name": "twice"}, "spec": {"spec": {"devices": devices}}},
+    )
+    pod = claims.pod(kube, namespace, node.name, "twice")
+    _running(kube, namespace, [pod], node)
+    claim = _claim_with_status(kube, namespace, pod)
+    results = claim["status"]["allocation"]["devices"]["results"]
+    assert [r["device"] for r in results] == ["gpu-0-shared", "gpu-0-shared"]
+    shares = {r["shareID"] for r in results}
+    assert len(shares) == 2
+    assert {d["shareID"] for d in claim["status"]["devices"]} == shares
+    names = [d["name"] for d in _spec_of(node, claim)["devices"]]
+    assert len(set(names)) == 2
+    _delete_all(kube, namespace, [pod])
     assert list(node.cdi_dir.glob("*.json")) == []
 
 
