@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pynvml
 import pytest
+from hypothesis import settings
 
 from nvml_sim.control import SimulatedMachine
+
+# Property-based tests are the same on every run (CI must not fail on a new random draw) and leave no
+# example database in the tree; new draws only when a developer asks: HYPOTHESIS_PROFILE=explore.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 MachineFactory = Callable[..., SimulatedMachine]
 

@@ -12,7 +12,7 @@ from dra_driver.kubeletplugin.validation import claim_problem, split_claims
 
 LABEL = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True)
 SUBDOMAIN = st.lists(LABEL, min_size=1, max_size=3).map(".".join)
-UID = st.from_regex(r"[0-9a-fA-F-]{1,128}", fullmatch=True)
+UID = st.from_regex(r"[0-9a-fA-F][0-9a-fA-F-]{0,127}", fullmatch=True)
 FAST = settings(database=None, deadline=None, max_examples=100)
 
 
