@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import TypeVar
 
 import api.errors
 from dra_driver import errors
@@ -30,6 +31,8 @@ from kubelet_plugin.spec_files import SpecFiles
 from kubelet_plugin.transaction import ClaimTransaction, UndoFailed
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+ANSWER_WITHIN_S = 40.0  # the kubelet gives NodePrepareResources / NodeUnprepareResources 45 s
 
 
 def per_claim_error(exc: BaseException) -> str:
@@ -62,6 +65,7 @@ class GpuDriver:
         mps_root: Path,
         mig_minors: dict[str, int],
         dynamic_mig: bool = True,
+        answer_within_s: float = ANSWER_WITHIN_S,
     ) -> None:
         self.driver = driver
         self.node = node
@@ -71,6 +75,7 @@ class GpuDriver:
         self.inventory = inventory
         self.mps_root = mps_root
         self.dynamic_mig = dynamic_mig
+        self.answer_within_s = answer_within_s
         self.specs = SpecFiles(driver, cdi_dir, mig_minors)
         self.transaction = ClaimTransaction(checkpoint, hardware, self.specs)
         self.locks = GpuLocks()
@@ -84,12 +89,26 @@ class GpuDriver:
     # --- the gRPC-facing API -------------------------------------------------------------------
 
     def prepare(self, claims: list[ClaimRef]) -> dict[str, PrepareResult]:
+        """Every claim's result, or, for a claim still being prepared after ``answer_within_s``, an error saying
+        so: the work goes on, and the kubelet's retry is answered from the checkpoint once it is done."""
         futures = {c.uid: self._pool.submit(self._prepare_reported, c) for c in claims}
-        return {uid: f.result() for uid, f in futures.items()}
+        late = PrepareResult(error=self._late("prepared"))
+        return self._answers(futures, late)
 
     def unprepare(self, claims: list[ClaimRef]) -> dict[str, str]:
         futures = {c.uid: self._pool.submit(self._unprepare_reported, c) for c in claims}
-        return {uid: f.result() for uid, f in futures.items()}
+        return self._answers(futures, self._late("unprepared"))
+
+    def _late(self, done: str) -> str:
+        return (
+            f"not {done} within {self.answer_within_s:.0f}s (the API server or the GPU is slow to answer); "
+            "still in progress: the kubelet's retry gets the result"
+        )
+
+    def _answers(self, futures: dict[str, Future[T]], late: T) -> dict[str, T]:
+        """Results of ``futures`` that finish within the answer budget; ``late`` for the others."""
+        finished, _ = wait(futures.values(), timeout=self.answer_within_s)
+        return {uid: f.result() if f in finished else late for uid, f in futures.items()}
 
     def _prepare_reported(self, ref: ClaimRef) -> PrepareResult:
         clog = ClaimLogger(log, ref)

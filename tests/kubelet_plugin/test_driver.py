@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import threading
+from typing import Any
 
 import pytest
 
@@ -186,3 +188,31 @@ def test_prepare_of_an_interrupted_attempt_undoes_it_first(node: Node) -> None:
     assert len(node.hardware.partitions) == 1 and _mig_uuid(node, "u1") != before  # made again
     (spec,) = node.cdi_dir.glob("*.json")
     assert _mig_uuid(node, "u1") in spec.read_text()
+
+
+def test_a_claim_still_in_progress_at_the_answer_budget_is_answered_and_its_retry_gets_the_result(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API server that hangs must not hold the kubelet's call past its 45 s deadline: the claim is answered
+    "still in progress" at the budget, the work goes on, and the retry is answered from the checkpoint."""
+    slow = node.api.add(claim("slow", [MIG_0]))
+    quick = node.api.add(claim("quick", [MIG_1]))
+    release = threading.Event()
+    get = node.api.get
+
+    def hanging_get(path: str) -> dict[str, Any] | None:
+        if path.endswith("/claim-slow"):
+            release.wait(30)
+        return get(path)
+
+    monkeypatch.setattr(node.api, "get", hanging_get)
+    driver = node.driver()
+    driver.answer_within_s = 0.5
+    results = driver.prepare([slow, quick])
+    assert results["quick"].error == "" and results["quick"].devices
+    assert "still in progress: the kubelet's retry gets the result" in results["slow"].error
+    release.set()
+    driver.answer_within_s = 30.0
+    retry = driver.prepare([slow])["slow"]  # waits for the claim lock held by the first attempt, then reads it
+    assert retry.error == "" and [d.device for d in retry.devices] == [MIG_0]
+    assert node.recorded() == {"quick": "PrepareCompleted", "slow": "PrepareCompleted"}
