@@ -41,6 +41,8 @@ class Settings:
         return self.registry_dir / f"{self.driver_name}-{self.pod_uid}-reg.sock"
 
 
+SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
+
 _FLAGS: tuple[tuple[str, str, str, str], ...] = (
     # flag, env, default, help
     ("--node-name", "NODE_NAME", "", "name of this node (required)"),
@@ -73,7 +75,7 @@ def parse(argv: list[str] | None = None) -> Settings:
     def opt(value: str) -> Path | None:
         return Path(value) if value else None
 
-    return Settings(
+    settings = Settings(
         node_name=a.node_name,
         driver_name=a.driver_name,
         state_dir=Path(a.state_dir),
@@ -83,13 +85,32 @@ def parse(argv: list[str] | None = None) -> Settings:
         nvml_lib=opt(a.nvml_lib),
         kubeconfig=opt(a.kubeconfig),
         partitioning_config=opt(a.partitioning_config),
-        rescan_seconds=float(a.rescan_seconds),
-        health_port=int(a.health_port),
+        rescan_seconds=_number(parser, "--rescan-seconds", a.rescan_seconds, float, 0.1, 86400),
+        health_port=int(_number(parser, "--health-port", a.health_port, int, 0, 65535)),
         pod_uid=a.pod_uid or str(os.getpid()),
         log_json=str(a.log_json).lower() in ("1", "true", "yes"),
         boot_id_file=Path(a.boot_id_file),
         api_timeouts=_timeouts(parser, a.api_connect_timeout, a.api_read_timeout),
     )
+    for flag, sock in (("--plugins-dir", settings.dra_socket), ("--registry-dir", settings.registration_socket)):
+        if len(os.fsencode(sock)) > SOCKET_PATH_MAX:
+            parser.error(
+                f"{flag}: the socket {sock} is {len(os.fsencode(sock))} bytes long; a Unix socket path may have at "
+                f"most {SOCKET_PATH_MAX}: use a shorter directory"
+            )
+    return settings
+
+
+def _number(
+    parser: argparse.ArgumentParser, flag: str, value: str, kind: type[float] | type[int], low: float, high: float
+) -> float:
+    try:
+        number = kind(value)
+    except ValueError:
+        parser.error(f"{flag}: {value!r} is not {'a whole number' if kind is int else 'a number'} ({low:g}..{high:g})")
+    if not low <= number <= high:
+        parser.error(f"{flag}: {number:g} is out of range ({low:g}..{high:g})")
+    return number
 
 
 def _timeouts(parser: argparse.ArgumentParser, connect: str, read: str) -> Timeouts:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.errors import ConfigError
+from api.names import DEFAULT_DRIVER_NAME
 from api.partitioning import parse_mode
+from kubelet_plugin.settings import SOCKET_PATH_MAX
 from nvml_sim.hardware import MACHINE_PROFILES
 from sandbox import instance, nodestate
 from sandbox.binaries import Binaries, find_or_build
@@ -71,6 +73,19 @@ def _request(profile: str, nodes: int, mode: str | None) -> Request | str:
     return Request(profile, nodes, canonical)
 
 
+def _socket_problem(layout: Layout, request: Request) -> str | None:
+    """Why the requested nodes' plugins could not serve, or None: a Unix socket path has at most 107 bytes."""
+    if not request.profile or not request.nodes:
+        return None
+    longest = layout.node(f"sim-node-{request.nodes - 1}") / "plugins" / DEFAULT_DRIVER_NAME / "dra-4194304.sock"
+    if len(os.fsencode(longest)) <= SOCKET_PATH_MAX:
+        return None
+    return (
+        f"--workdir: {layout.root} is too long for the plugins' sockets ({longest} would be "
+        f"{len(os.fsencode(longest))} bytes; Unix sockets allow {SOCKET_PATH_MAX}): use a shorter work directory"
+    )
+
+
 def sandbox_up(
     profile: str,
     nodes: int,
@@ -94,6 +109,10 @@ def sandbox_up(
         return 2
     if instance.is_running(layout):
         return _already_running(layout, request)
+    problem = _socket_problem(layout, request)
+    if problem is not None:
+        _complain(problem)
+        return 2
     try:
         binaries = find_or_build(lambda line: _say(f"  {line}"))
     except SandboxError as exc:

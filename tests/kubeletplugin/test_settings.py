@@ -30,3 +30,29 @@ def test_timeouts_that_miss_the_kubelet_deadline_or_make_no_sense_are_refused(
     with pytest.raises(SystemExit):
         parse(["--node-name", "n", "--api-connect-timeout", connect, "--api-read-timeout", read])
     assert "timeout" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--rescan-seconds", "soon", "--rescan-seconds: 'soon' is not a number"),
+        ("--rescan-seconds", "0", "--rescan-seconds: 0 is out of range"),
+        ("--health-port", "80.5", "--health-port: '80.5' is not a whole number (0..65535)"),
+        ("--health-port", "70000", "--health-port: 70000 is out of range (0..65535)"),
+    ],
+)
+def test_numbers_are_checked_with_their_flag_and_range(
+    flag: str, value: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--node-name", "n", flag, value])
+    assert says in capsys.readouterr().err
+
+
+def test_a_socket_path_too_long_for_unix_sockets_is_refused_naming_the_directory(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--node-name", "n", "--plugins-dir", "/" + "d" * 100])
+    err = capsys.readouterr().err
+    assert "--plugins-dir: the socket" in err and "at most 107: use a shorter directory" in err

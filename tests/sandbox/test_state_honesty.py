@@ -153,3 +153,13 @@ def test_nodes_the_sandbox_no_longer_has_and_gpu_less_nodes_keep_no_state(layout
     assert [p.name for p in layout.nodes.iterdir()] == ["sim-node-0"]
     assert len(nodestate.keep_only(layout, ("sim-node-0",), "")) == 1
     assert list(layout.nodes.iterdir()) == []
+
+
+def test_a_work_directory_too_long_for_the_plugins_sockets_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir = tmp_path / ("w" * 80)
+    assert sandbox_up("single-a100", 1, workdir) == 2
+    err = capsys.readouterr().err
+    assert "--workdir:" in err and "use a shorter work directory" in err
+    assert not (workdir / "status.json").exists()
