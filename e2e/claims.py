@@ -31,6 +31,16 @@ def template(
 
 
 def pod(kube: Kube, ns: str, node: str, template_name: str, name: str | None = None) -> str:
+    """A pod on ``node`` whose claim ``gpu`` is made from the template ``template_name``."""
+    return _pod(kube, ns, node, {"resourceClaimTemplateName": template_name}, name)
+
+
+def pod_with_claim(kube: Kube, ns: str, node: str, claim_name: str, name: str | None = None) -> str:
+    """A pod on ``node`` using the existing claim ``claim_name`` as its claim ``gpu``."""
+    return _pod(kube, ns, node, {"resourceClaimName": claim_name}, name)
+
+
+def _pod(kube: Kube, ns: str, node: str, source: dict[str, str], name: str | None) -> str:
     name = name or f"p-{uuid.uuid4().hex[:6]}"
     kube.create(
         f"/api/v1/namespaces/{ns}/pods",
@@ -41,7 +51,7 @@ def pod(kube: Kube, ns: str, node: str, template_name: str, name: str | None = N
                 "containers": [
                     {"name": "c", "image": "registry.k8s.io/pause:3.10", "resources": {"claims": [{"name": "gpu"}]}}
                 ],
-                "resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": template_name}],
+                "resourceClaims": [{"name": "gpu", **source}],
             },
         },
     )

@@ -30,6 +30,7 @@ from api.partitioning import Whole
 from dra_driver.classes import class_name
 from dra_driver.k8s import Kube
 from dra_driver.kubeletplugin import protocol as proto
+from e2e import claims
 from e2e.fixtures import Sandbox
 from e2e.plugin_node import DRIVER, PluginNode
 from e2e.wait import until
@@ -77,19 +78,7 @@ def _claim_and_pod(kube: Kube, ns: str, node: str, name: str, parameters: dict[s
     if parameters is not None:
         devices["config"] = [{"requests": ["gpu"], "opaque": {"driver": DRIVER, "parameters": parameters}}]
     kube.create(f"{R}/namespaces/{ns}/resourceclaims", {"metadata": {"name": name}, "spec": {"devices": devices}})
-    kube.create(
-        f"/api/v1/namespaces/{ns}/pods",
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "nodeSelector": {"kubernetes.io/hostname": node},
-                "containers": [
-                    {"name": "c", "image": "registry.k8s.io/pause:3.10", "resources": {"claims": [{"name": "gpu"}]}}
-                ],
-                "resourceClaims": [{"name": "gpu", "resourceClaimName": name}],
-            },
-        },
-    )
+    claims.pod_with_claim(kube, ns, node, name, name)
 
 
 def _allocated(kube: Kube, ns: str, name: str) -> proto.ClaimRef:
