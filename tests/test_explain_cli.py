@@ -15,7 +15,8 @@ import pytest
 from api.partitioning import GpuMode, Mig, Whole
 from cli import explain as explain_cli
 from cli import explain_cmd
-from cli.explain import Inputs, analyse, read_inputs, render_json, render_table
+from cli.explain import Inputs, analyse, read_inputs
+from cli.explain_report import NodeReport, Report, render_json, render_table
 from dra_driver.classes import device_classes
 from dra_driver.errors import FatalError
 from dra_driver.inventory import Inventory
@@ -131,9 +132,9 @@ def test_a_pod_is_explained_only_on_nodes_it_may_use(single_a100: Inventory) -> 
 
 def test_table_aligns_detail_lines_under_their_node() -> None:
     facts = ()
-    bad = explain_cli.NodeReport("node-1", "unschedulable", "m", ("why one", "why two"), ("gpu: 1 of 2",), (), facts)
-    good = explain_cli.NodeReport("n-2", "allocatable", "", (), (), ("ns/c r=gpu-1",), facts)
-    text = render_table(explain_cli.Report("pod ns/p", ("ns/c",), ("note",), (bad, good), 3))
+    bad = NodeReport("node-1", "unschedulable", "m", ("why one", "why two"), ("gpu: 1 of 2",), (), facts)
+    good = NodeReport("n-2", "allocatable", "", (), (), ("ns/c r=gpu-1",), facts)
+    text = render_table(Report("pod ns/p", ("ns/c",), ("note",), (bad, good), 3))
     assert text.splitlines() == [
         "pod ns/p: allocatable on 1 of 2 node(s)",
         "  note",
