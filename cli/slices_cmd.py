@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from api.partitioning import PartitioningConfig, parse_config, parse_mode
+from api.partitioning import PartitioningConfig, load_config, parse_mode
 from cli import nvml_source, output
 from dra_driver.classes import DEFAULT_DRIVER, device_classes
 from dra_driver.errors import ConfigError
@@ -74,7 +74,7 @@ def _config(args: argparse.Namespace) -> PartitioningConfig:
     if args.mode:
         return PartitioningConfig(default=parse_mode(args.mode, "--mode"))
     if args.config:
-        return parse_config(yaml.safe_load(args.config.read_text()))
+        return load_config(args.config.read_text())
     return PartitioningConfig()
 
 

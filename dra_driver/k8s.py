@@ -132,11 +132,6 @@ class ApiError(RecoverableError):
     def conflict(self) -> bool:
         return self.status == 409
 
-    @property
-    def retryable(self) -> bool:
-        """Worth trying again as is: a conflict, throttling, a server error or no answer at all."""
-        return self.conflict or self.status == 429 or self.status >= 500 or self.status == 0
-
 
 class ApiUnavailable(ApiError):
     """No answer from the API server (connection refused or reset, TLS failure, timeout); ``status`` is 0."""
@@ -246,13 +241,18 @@ class Kube:
         content_type: str = "application/json",
     ) -> Obj:
         resp = self._send(method, path, body, query, content_type)
-        try:
-            data = resp.read()
-        except _TRANSPORT_ERRORS as exc:
-            raise _unavailable(method, path, exc, self.timeouts) from exc
+        data = self._read(method, path, resp)
         if not 200 <= resp.status < 300:
             raise ApiError(method, path, resp.status, data.decode(errors="replace"))
         return json.loads(data) if data else {}
+
+    def _read(self, method: str, path: str, resp: Any) -> bytes:
+        """The whole body; a transport failure while reading is ``ApiUnavailable`` like one while sending."""
+        try:
+            data: bytes = resp.read()
+        except _TRANSPORT_ERRORS as exc:
+            raise _unavailable(method, path, exc, self.timeouts) from exc
+        return data
 
     def get(self, path: str) -> Obj | None:
         try:
@@ -291,11 +291,7 @@ class Kube:
         }
         resp = self._send("GET", path, query=params, read_timeout=timeout_s + self.timeouts.read)
         if not 200 <= resp.status < 300:
-            try:
-                data = resp.read()
-            except _TRANSPORT_ERRORS as exc:
-                raise _unavailable("WATCH", path, exc, self.timeouts) from exc
-            raise ApiError("WATCH", path, resp.status, data.decode(errors="replace"))
+            raise ApiError("WATCH", path, resp.status, self._read("WATCH", path, resp).decode(errors="replace"))
         return WatchStream(resp.response, path, self.timeouts)
 
     def create(self, path: str, body: Obj, **query: str) -> Obj:

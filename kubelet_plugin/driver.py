@@ -19,7 +19,7 @@ import api.errors
 from dra_driver import errors
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import ApiError
-from dra_driver.kubeletplugin.protocol import ClaimRef, PreparedDevice, PrepareResult
+from dra_driver.kubeletplugin.protocol import KUBELET_CALL_TIMEOUT_S, ClaimRef, PreparedDevice, PrepareResult
 from kubelet_plugin.checkpoint import Checkpoint
 from kubelet_plugin.claim_status import ClaimApi, claim_path, write_device_status
 from kubelet_plugin.hardware import GpuHardware
@@ -32,7 +32,7 @@ from kubelet_plugin.transaction import ClaimTransaction, UndoFailed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-ANSWER_WITHIN_S = 40.0  # the kubelet gives NodePrepareResources / NodeUnprepareResources 45 s
+ANSWER_WITHIN_S = KUBELET_CALL_TIMEOUT_S - 5.0  # answered with 5 s to spare
 
 
 def per_claim_error(exc: BaseException) -> str:
@@ -166,12 +166,17 @@ class GpuDriver:
 
     def unprepare_claim(self, uid: str) -> None:
         """Undo the claim and forget it (unknown: nothing to do). ``UndoFailed``: kept, retried later."""
+        self._undo(uid)
+
+    def _undo(self, uid: str, only_pending: bool = False) -> bool:
+        """Under the claim's and its GPUs' locks, undo what the checkpoint records for it; False when there is
+        nothing (or, ``only_pending``, no unfinished undo) to do."""
         with self.locks.claim(uid):
             record = self.checkpoint.get(uid)
-            if record is None:
-                return  # unknown or already unprepared: success
+            if record is None or (only_pending and record.state != "UnprepareStarted"):
+                return False  # unknown, already unprepared, or finished (or prepared again) meanwhile
             with self.locks.hold(_gpus(record.devices)):
-                self.transaction.undo(uid)
+                return self.transaction.undo(uid)
 
     def retry_pending_unprepares(self) -> int:
         """Retry every undo that did not finish (``UnprepareStarted``: e.g. a GPU did not answer).
@@ -183,17 +188,9 @@ class GpuDriver:
                 continue
             clog = ClaimLogger(log, record.claim)
             try:
-                if self._finish_undo(uid):
+                if self._undo(uid, only_pending=True):
                     clog.info("finished the pending unprepare")
                     finished += 1
             except UndoFailed as exc:
                 clog.warning("pending unprepare: %s", exc)
         return finished
-
-    def _finish_undo(self, uid: str) -> bool:
-        with self.locks.claim(uid):
-            record = self.checkpoint.get(uid)
-            if record is None or record.state != "UnprepareStarted":
-                return False  # finished (or prepared again) meanwhile
-            with self.locks.hold(_gpus(record.devices)):
-                return self.transaction.undo(uid)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from api.names import DEFAULT_DRIVER_NAME
 from dra_driver.k8s import Timeouts
+from kubelet_plugin.driver import ANSWER_WITHIN_S
 
 DEFAULT_DRIVER = DEFAULT_DRIVER_NAME
-KUBELET_DEADLINE_S = 45.0  # the kubelet gives up on NodePrepareResources after this long
 
 
 @dataclass(frozen=True)
@@ -30,15 +30,22 @@ class Settings:
     pod_uid: str  # makes socket names unique per plugin pod (rolling updates)
     log_json: bool
     boot_id_file: Path  # the kernel's boot ID; a change means the node rebooted since the checkpoint
-    api_timeouts: Timeouts  # connect / read timeout of every API request (prepares must answer within 45 s)
+    api_timeouts: (
+        Timeouts  # connect / read timeout of every API request (one call must fit in the driver's answer budget)
+    )
 
     @property
     def dra_socket(self) -> Path:
-        return self.plugins_dir / self.driver_name / f"dra-{self.pod_uid}.sock"
+        return socket_paths(self.plugins_dir, self.registry_dir, self.driver_name, self.pod_uid)[0]
 
     @property
     def registration_socket(self) -> Path:
-        return self.registry_dir / f"{self.driver_name}-{self.pod_uid}-reg.sock"
+        return socket_paths(self.plugins_dir, self.registry_dir, self.driver_name, self.pod_uid)[1]
+
+
+def socket_paths(plugins_dir: Path, registry_dir: Path, driver: str, pod_uid: str) -> tuple[Path, Path]:
+    """The DRA socket and the registration socket of a plugin pod (its UID keeps rolling updates apart)."""
+    return plugins_dir / driver / f"dra-{pod_uid}.sock", registry_dir / f"{driver}-{pod_uid}-reg.sock"
 
 
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
@@ -120,9 +127,10 @@ def _timeouts(parser: argparse.ArgumentParser, connect: str, read: str) -> Timeo
         parser.error(
             f"--api-connect-timeout / --api-read-timeout must be numbers of seconds (got {connect!r}, {read!r})"
         )
-    if min(timeouts.connect, timeouts.read) <= 0 or timeouts.connect + timeouts.read >= KUBELET_DEADLINE_S:
+    if min(timeouts.connect, timeouts.read) <= 0 or timeouts.connect + timeouts.read >= ANSWER_WITHIN_S:
         parser.error(
-            f"API timeouts must be positive and add up to less than the kubelet's {KUBELET_DEADLINE_S:g}s deadline "
+            f"API timeouts must be positive and add up to less than the {ANSWER_WITHIN_S:g}s in which a prepare "
+            "is answered (the kubelet waits 45 s) "
             f"(got connect {timeouts.connect:g}s, read {timeouts.read:g}s)"
         )
     return timeouts

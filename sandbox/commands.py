@@ -22,13 +22,14 @@ from pathlib import Path
 from api.errors import ConfigError
 from api.names import DEFAULT_DRIVER_NAME
 from api.partitioning import parse_mode
-from kubelet_plugin.settings import SOCKET_PATH_MAX
+from kubelet_plugin.settings import SOCKET_PATH_MAX, socket_paths
 from nvml_sim.hardware import MACHINE_PROFILES
 from sandbox import instance, nodestate
 from sandbox.binaries import Binaries, find_or_build
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout, default_workdir
 from sandbox.status import State, Status, read_status
+from sandbox.supervisor import node_names
 
 UP_TIMEOUT_S = 600.0
 DOWN_TIMEOUT_S = 30.0
@@ -73,11 +74,16 @@ def _request(profile: str, nodes: int, mode: str | None) -> Request | str:
     return Request(profile, nodes, canonical)
 
 
+PID_MAX = 4194304  # the plugin's default pod UID is its PID: the longest one Linux hands out
+
+
 def _socket_problem(layout: Layout, request: Request) -> str | None:
     """Why the requested nodes' plugins could not serve, or None: a Unix socket path has at most 107 bytes."""
     if not request.profile or not request.nodes:
         return None
-    longest = layout.node(f"sim-node-{request.nodes - 1}") / "plugins" / DEFAULT_DRIVER_NAME / "dra-4194304.sock"
+    node = layout.node(node_names(request.nodes)[-1])
+    sockets = socket_paths(node / "plugins", node / "plugins_registry", DEFAULT_DRIVER_NAME, str(PID_MAX))
+    longest = max(sockets, key=lambda s: len(os.fsencode(s)))
     if len(os.fsencode(longest)) <= SOCKET_PATH_MAX:
         return None
     return (
@@ -108,7 +114,7 @@ def sandbox_up(
         _complain(request)
         return 2
     if instance.is_running(layout):
-        return _already_running(layout, request)
+        return _already_running(layout, request, timeout)
     problem = _socket_problem(layout, request)
     if problem is not None:
         _complain(problem)
@@ -121,7 +127,7 @@ def sandbox_up(
     _say(f"  binaries: etcd {binaries.etcd}, Kubernetes {binaries.kube_apiserver.parent}")
     lock_fd = instance.try_lock(layout)
     if lock_fd is None:
-        return _already_running(layout, request)
+        return _already_running(layout, request, timeout)
     try:
         offset = _start_supervisor(layout, request, binaries, lock_fd, owner_pid)
     finally:
@@ -231,7 +237,7 @@ def render_status(status: Status) -> str:
     return "\n".join(lines)
 
 
-def _already_running(layout: Layout, request: Request) -> int:
+def _already_running(layout: Layout, request: Request, timeout: float) -> int:
     """Exit 0 if the running sandbox was started with ``request`` and is (or becomes) ready; 2 if with other
     arguments; 1 if it fails or cannot be told apart."""
     _wait(lambda: read_status(layout) is not None or not instance.is_running(layout), STATUS_WAIT_S)
@@ -253,7 +259,7 @@ def _already_running(layout: Layout, request: Request) -> int:
         _say(f"  export KUBECONFIG={status.kubeconfig}")
         return 0
     _say(f"a sandbox with these arguments is {status.state.value} in {layout.root}; following it")
-    return _follow_start(layout, _log_size(layout), UP_TIMEOUT_S, owned=False)
+    return _follow_start(layout, _log_size(layout), timeout, owned=False)
 
 
 def _log_size(layout: Layout) -> int:

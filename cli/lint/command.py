@@ -16,7 +16,6 @@ from typing import Any, TextIO
 import urllib3
 from kubernetes.config import ConfigException
 
-from api.errors import ConfigError
 from cli.lint.core import Options, lint_documents
 from cli.lint.feasibility import Environment, Target
 from cli.lint.load import Document, Unreadable, parse_documents
@@ -69,14 +68,8 @@ def read_documents(files: Sequence[str], stdin: TextIO) -> tuple[list[Document],
             continue
         try:
             documents += parse_documents(text, "<stdin>" if name == "-" else name)
-        except Unreadable as e:
+        except Unreadable as e:  # every limit and syntax error of the bounded loader
             errors.append(_one_line(str(e)))
-        except ConfigError as e:
-            errors.append(_one_line(f"{name}: cannot be parsed: {e}"))
-        except RecursionError:
-            errors.append(f"{name}: cannot be parsed: nested too deeply, or an alias refers to itself")
-        except ValueError as e:
-            errors.append(_one_line(f"{name}: cannot be parsed: {e}"))
     return documents, errors
 
 

@@ -1,7 +1,7 @@
 """What the plugin accepts from the kubelet, checked at the gRPC edge before any handler sees it. Pure.
 
 A claim reference is valid when its namespace is a DNS-1123 label, its name a DNS-1123 subdomain and its
-UID 1..128 characters of hex digits and '-', starting with a digit (what the API server generates). An invalid claim is answered
+UID 1..128 characters of hex digits and '-', starting with a hex digit (what the API server generates). An invalid claim is answered
 with a per-claim error and never reaches the handler, so it is never looked up, checkpointed or logged
 at full length.
 """
@@ -26,7 +26,7 @@ def uid_problem(uid: str) -> str | None:
     if len(uid) > UID_MAX:
         return f"must be at most {UID_MAX} characters (is {len(uid)})"
     if not _UID_RE.fullmatch(uid):
-        return "must consist of hexadecimal digits and '-', starting with a digit (a Kubernetes UID)"
+        return "must consist of hexadecimal digits and '-', starting with a hex digit (a Kubernetes UID)"
     return None
 
 

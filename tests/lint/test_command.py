@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.errors import ConfigError
 from cli import lint_cmd
-from cli.lint import command
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = """apiVersion: resource.k8s.io/v1
@@ -79,31 +77,6 @@ def test_unreadable_files_exit_2_with_one_error_line_each_and_no_report(
     missing, broken = captured.err.splitlines()
     assert missing == f"dra-gpu lint: {tmp_path / 'missing.yaml'}: cannot read: No such file or directory"
     assert broken.startswith(f"dra-gpu lint: {tmp_path / 'x.yaml'}: not valid YAML or JSON")
-
-
-@pytest.mark.parametrize(
-    ("error", "message"),
-    [
-        (
-            RecursionError("maximum recursion depth exceeded"),
-            "cannot be parsed: nested too deeply, or an alias refers to itself",
-        ),
-        (ValueError("too many\n  aliases"), "cannot be parsed: too many aliases"),
-        (ConfigError("items[0]", "too large"), "cannot be parsed: items[0]: too large"),
-    ],
-)
-def test_a_loader_failure_is_an_input_error_not_a_finding(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: Exception, message: str
-) -> None:
-    def fail(text: str, source: str) -> list[object]:
-        raise error
-
-    monkeypatch.setattr(command, "parse_documents", fail)
-    path = write(tmp_path, "odd.yaml", GOOD)
-    assert dra_gpu("lint", path) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err == f"dra-gpu lint: {path}: {message}\n"
 
 
 def test_a_self_referencing_alias_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
