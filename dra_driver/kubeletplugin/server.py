@@ -12,6 +12,7 @@ without reaching the handler.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -44,18 +45,26 @@ class DraHandler(Protocol):
         ...
 
 
+def socket_answers(path: Path | str, timeout: float = 0.3) -> bool:
+    """Does a process listen on the unix socket ``path``? (A plain connect: no gRPC channel, whose readiness
+    poller outlives a timed-out wait and fails once the channel is closed.)"""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def remove_stale_sockets(directory: Path, pattern: str, keep: Path | None = None) -> list[Path]:
     """Remove sockets matching ``pattern`` that nobody serves (left by a killed plugin)."""
     removed = []
     for sock in directory.glob(pattern):
         if sock == keep or (not sock.is_socket() and sock.exists()):
             continue
-        with grpc.insecure_channel(f"unix://{sock}") as channel:
-            try:
-                grpc.channel_ready_future(channel).result(timeout=0.3)
-                continue  # someone answers: another plugin pod's socket
-            except grpc.FutureTimeoutError:
-                pass
+        if socket_answers(sock):
+            continue  # someone answers: another plugin pod's socket
         sock.unlink(missing_ok=True)
         removed.append(sock)
     return removed

@@ -25,6 +25,7 @@ from api.gen.drahealth.v1alpha1 import api_pb2_grpc as health_grpc
 from api.gen.pluginregistration.v1 import api_pb2 as reg_pb
 from api.gen.pluginregistration.v1 import api_pb2_grpc as reg_grpc
 from dra_driver.kubeletplugin import protocol as proto
+from dra_driver.kubeletplugin.server import socket_answers
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 45.0  # the kubelet's timeout for NodePrepareResources / NodeUnprepareResources
@@ -163,12 +164,10 @@ class PluginWatcher:
         with self._lock:
             plugins = list(self._plugins.values())
         for plugin in plugins:
-            try:
-                grpc.channel_ready_future(plugin.channel).result(timeout=0.5)
-            except grpc.FutureTimeoutError:
-                self.unreachable_since.setdefault(plugin.driver, time.monotonic())
-            else:
+            if socket_answers(plugin.endpoint.removeprefix("unix://"), timeout=0.5):
                 self.unreachable_since.pop(plugin.driver, None)
+            else:
+                self.unreachable_since.setdefault(plugin.driver, time.monotonic())
 
     def _register(self, sock: Path) -> Plugin | None:
         with grpc.insecure_channel(_unix(sock)) as channel:
