@@ -1,16 +1,21 @@
-"""Locate the control-plane binaries at the pinned versions, or build them with Go into the cache.
+"""Locate the sandbox's binaries at the pinned versions, or build them with Go into the cache.
+
+The control plane (:class:`Binaries`) is always needed; a real node (:class:`NodeBinaries`: the kubelet, and
+containerd with its runc shim and ctr) only for ``dra-gpu sandbox up --kubelet real``.
 
 Lookup order for each binary; the first one whose ``--version`` reports the pinned version wins:
 
 1. ``$DRA_SANDBOX_BIN_DIR``
 2. ``$KUBEBUILDER_ASSETS`` (envtest ships etcd and kube-apiserver only)
-3. the cache, ``$DRA_DRIVER_CACHE/k8s-<version>/`` (default ``~/.cache/dra-driver/k8s-v1.37.2/``)
+3. the cache, ``$DRA_DRIVER_CACHE/k8s-<version>/`` (default ``~/.cache/dra-driver/k8s-v1.37.2/``; containerd's
+   in ``containerd-<version>/``)
 4. ``$PATH``
 
 Whatever is still missing is built from the wrapper modules in ``k8sbuild/`` into the cache (see
 :mod:`sandbox.gobuild`).
 
     python -m sandbox.binaries                 # locate or build, print the paths (CI warms its cache)
+    python -m sandbox.binaries --node          # also the real node's kubelet and containerd
     python -m sandbox.binaries --write-gomod   # re-pin the Go wrapper modules to versions.py
 """
 
@@ -25,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.versions import ETCD_VERSION, KUBERNETES_VERSION
+from sandbox.versions import CONTAINERD_VERSION, ETCD_VERSION, KUBERNETES_VERSION
 
 Progress = Callable[[str], None]
 
@@ -47,6 +52,16 @@ class Binaries:
 
 
 @dataclass(frozen=True)
+class NodeBinaries:
+    """What a real node runs besides the OS packages (runc, CNI plugins): see :mod:`sandbox.realnode`."""
+
+    kubelet: Path
+    containerd: Path
+    containerd_shim_runc_v2: Path
+    ctr: Path
+
+
+@dataclass(frozen=True)
 class BinarySpec:
     """One binary: its file name, the Go wrapper module and package that build it, its pinned version."""
 
@@ -55,9 +70,18 @@ class BinarySpec:
     module: str
     package: str
     version: str
+    version_flag: str = "--version"
+
+    def cache_dir(self) -> Path:
+        """Where the cache keeps this binary: containerd's own version, else the Kubernetes version's."""
+        if self.module == "containerd":
+            return cache_root() / f"containerd-{CONTAINERD_VERSION}"
+        return cache_dir()
 
     def version_matches(self, version_output: str) -> bool:
         """True when ``<binary> --version`` output names exactly the pinned version."""
+        if self.module == "containerd":  # "containerd github.com/containerd/containerd/v2 v2.4.2", "Version:  v2.4.2"
+            return re.search(rf"(^|\s){re.escape(self.version)}(\s|$)", version_output, re.M) is not None
         if self.name == "etcd":
             return (
                 re.search(rf"^etcd Version: {re.escape(self.version.lstrip('v'))}$", version_output, re.M) is not None
@@ -78,6 +102,21 @@ SPECS: tuple[BinarySpec, ...] = (
     ),
 )
 
+CONTAINERD_PACKAGE = "github.com/containerd/containerd/v2/cmd"
+NODE_SPECS: tuple[BinarySpec, ...] = (
+    BinarySpec("kubelet", "kubelet", "kube", "./cmd/kubelet", KUBERNETES_VERSION),
+    BinarySpec("containerd", "containerd", "containerd", f"{CONTAINERD_PACKAGE}/containerd", CONTAINERD_VERSION),
+    BinarySpec(
+        "containerd-shim-runc-v2",
+        "containerd_shim_runc_v2",
+        "containerd",
+        f"{CONTAINERD_PACKAGE}/containerd-shim-runc-v2",
+        CONTAINERD_VERSION,
+        version_flag="-v",
+    ),
+    BinarySpec("ctr", "ctr", "containerd", f"{CONTAINERD_PACKAGE}/ctr", CONTAINERD_VERSION),
+)
+
 
 def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dra-driver")
@@ -88,11 +127,11 @@ def cache_dir() -> Path:
     return cache_root() / f"k8s-{KUBERNETES_VERSION}"
 
 
-def reported_version(binary: Path) -> str:
+def reported_version(binary: Path, flag: str = "--version") -> str:
     """``binary --version`` output (stdout and stderr), or the reason it could not be run."""
     try:
         done = subprocess.run(
-            [str(binary), "--version"],
+            [str(binary), flag],
             capture_output=True,
             text=True,
             timeout=30,
@@ -110,7 +149,7 @@ def candidates(spec: BinarySpec) -> Iterator[tuple[str, Path]]:
         value = os.environ.get(env)
         if value:
             yield f"${env}", Path(value) / spec.name
-    yield "cache", cache_dir() / spec.name
+    yield "cache", spec.cache_dir() / spec.name
     found = shutil.which(spec.name)
     if found:
         yield "PATH", Path(found)
@@ -121,7 +160,7 @@ def locate(spec: BinarySpec, progress: Progress) -> Path | None:
     for source, path in candidates(spec):
         if not (path.is_file() and os.access(path, os.X_OK)):
             continue
-        output = reported_version(path)
+        output = reported_version(path, spec.version_flag)
         if spec.version_matches(output):
             return path.resolve()
         first_line = output.splitlines()[0] if output else "no output"
@@ -129,11 +168,11 @@ def locate(spec: BinarySpec, progress: Progress) -> Path | None:
     return None
 
 
-def locate_all(progress: Progress) -> tuple[dict[str, Path], list[BinarySpec]]:
+def locate_all(progress: Progress, specs: tuple[BinarySpec, ...] = SPECS) -> tuple[dict[str, Path], list[BinarySpec]]:
     """Found paths by field name, and the specs still missing."""
     found: dict[str, Path] = {}
     missing: list[BinarySpec] = []
-    for spec in SPECS:
+    for spec in specs:
         path = locate(spec, progress)
         if path is None:
             missing.append(spec)
@@ -144,12 +183,22 @@ def locate_all(progress: Progress) -> tuple[dict[str, Path], list[BinarySpec]]:
 
 def find_or_build(progress: Progress) -> Binaries:
     """Locate every binary at its pinned version, building the missing ones with Go (minutes when cold)."""
-    found, missing = locate_all(progress)
+    return Binaries(**_find_or_build(SPECS, progress))
+
+
+def find_or_build_node(progress: Progress) -> NodeBinaries:
+    """The real node's kubelet and containerd at their pinned versions, built when missing (about 2 min cold)."""
+    return NodeBinaries(**_find_or_build(NODE_SPECS, progress))
+
+
+def _find_or_build(specs: tuple[BinarySpec, ...], progress: Progress) -> dict[str, Path]:
+    found, missing = locate_all(progress, specs)
     if missing:
         from sandbox import gobuild  # only needed on a cache miss
 
-        found.update(gobuild.build(missing, cache_dir(), progress))
-    return Binaries(**found)
+        for dest in sorted({s.cache_dir() for s in missing}):
+            found.update(gobuild.build([s for s in missing if s.cache_dir() == dest], dest, progress))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m sandbox.binaries", description=__doc__.split("\n")[0])
     parser.add_argument("--write-gomod", action="store_true", help="re-pin k8sbuild/*/go.mod to versions.py (network)")
+    parser.add_argument("--node", action="store_true", help="also the real node's kubelet and containerd")
     args = parser.parse_args(argv)
 
     def say(line: str) -> None:
@@ -170,12 +220,12 @@ def main(argv: list[str] | None = None) -> int:
 
             write_gomods(say)
             return 0
-        binaries = find_or_build(say)
+        paths = _find_or_build(SPECS + NODE_SPECS if args.node else SPECS, say)
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for spec in SPECS:
-        print(f"{spec.name}: {getattr(binaries, spec.field)}")
+    for name, path in paths.items():
+        print(f"{name.replace('_', '-')}: {path}")
     return 0
 
 

@@ -1,4 +1,7 @@
-"""Build control-plane binaries from the Go wrapper modules in ``k8sbuild/`` into the cache.
+"""Build the sandbox's binaries from the Go wrapper modules in ``k8sbuild/`` into the cache.
+
+``kube`` and ``etcd`` are wrapper ``main`` packages; ``containerd`` names upstream's commands as Go ``tool``
+dependencies in its go.mod and builds them by import path, static (``CGO_ENABLED=0``).
 
 The module is copied to a temporary directory inside the cache (``GOFLAGS=-mod=mod`` may touch go.mod and the
 installed package can be read-only), built there with ``go build -v``, and each binary is renamed into place,
@@ -27,7 +30,7 @@ from typing import IO
 
 from sandbox.binaries import BIN_DIR_ENV, ENVTEST_ENV, BinarySpec, Progress, reported_version
 from sandbox.errors import BinariesUnavailable, BuildFailed
-from sandbox.versions import KUBERNETES_VERSION
+from sandbox.versions import CONTAINERD_VERSION, KUBERNETES_VERSION
 
 MODULES_DIR = Path(__file__).resolve().parent / "k8sbuild"
 REPORT_EVERY_S = 10.0
@@ -38,8 +41,10 @@ COLD_BUILD_HINT = (
 
 
 def ldflags(module: str) -> str:
-    """Linker flags: strip symbols and, for Kubernetes, stamp the pinned version into both version packages."""
+    """Linker flags: strip symbols and stamp the pinned version (Kubernetes: into both version packages)."""
     flags = ["-s", "-w"]
+    if module == "containerd":
+        flags.append(f"-X github.com/containerd/containerd/v2/version.Version={CONTAINERD_VERSION}")
     if module == "kube":
         major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
         flags += [
@@ -79,11 +84,11 @@ def build(missing: Sequence[BinarySpec], dest: Path, progress: Progress) -> dict
         )
     dest.mkdir(parents=True, exist_ok=True)
     with _exclusive(dest / ".build.lock", progress):
-        todo = [s for s in missing if not s.version_matches(reported_version(dest / s.name))]
+        todo = [s for s in missing if not s.version_matches(reported_version(dest / s.name, s.version_flag))]
         if todo:
             _build_into(go, todo, dest, progress)
     for spec in missing:
-        output = reported_version(dest / spec.name)
+        output = reported_version(dest / spec.name, spec.version_flag)
         if not spec.version_matches(output):
             raise BuildFailed(
                 f"built {dest / spec.name} but it reports {output!r}, not {spec.version}: the wrapper module "
@@ -130,6 +135,8 @@ def _build_into(go: str, specs: Sequence[BinarySpec], dest: Path, progress: Prog
 
 def _run_go(cmd: list[str], cwd: Path, log_path: Path, label: str, progress: Progress) -> None:
     env = {**os.environ, "GOFLAGS": "-mod=mod"}
+    if label == "containerd":
+        env["CGO_ENABLED"] = "0"  # static, as containerd's releases are; no btrfs/devmapper headers needed
     with open(log_path, "w") as log:
         log.write(f"$ (cd {cwd} && GOFLAGS=-mod=mod {' '.join(cmd)})\n")
         log.flush()

@@ -3,7 +3,7 @@
     python -m sandbox.binaries --write-gomod
 
 rewrites the pinned requirements (``k8s.io/kubernetes``, ``k8s.io/component-base``, every staging-module
-``replace`` target, ``go.etcd.io/etcd/server/v3``) and then runs ``go mod tidy`` in each module, which needs
+``replace`` target, ``go.etcd.io/etcd/server/v3``, ``github.com/containerd/containerd/v2``) and then runs ``go mod tidy`` in each module, which needs
 network access to the Go module proxy. Review and commit the resulting go.mod/go.sum changes.
 """
 
@@ -17,7 +17,7 @@ import subprocess
 from sandbox.binaries import Progress
 from sandbox.errors import BinariesUnavailable, BuildFailed
 from sandbox.gobuild import MODULES_DIR
-from sandbox.versions import ETCD_VERSION, KUBERNETES_VERSION
+from sandbox.versions import CONTAINERD_VERSION, ETCD_VERSION, KUBERNETES_VERSION
 
 
 def staging_version(kubernetes_version: str) -> str:
@@ -36,11 +36,15 @@ def pin_etcd(text: str, version: str = ETCD_VERSION) -> str:
     return re.sub(r"(go\.etcd\.io/etcd/server/v3) v\S+", rf"\g<1> {version}", text)
 
 
+def pin_containerd(text: str, version: str = CONTAINERD_VERSION) -> str:
+    return re.sub(r"^(\s*github\.com/containerd/containerd/v2) v\S+", rf"\g<1> {version}", text, flags=re.M)
+
+
 def write_gomods(progress: Progress) -> None:
     go = shutil.which("go")
     if go is None:
         raise BinariesUnavailable("re-pinning the wrapper modules needs Go: install it from https://go.dev/dl/")
-    for module, pin in (("kube", pin_kube), ("etcd", pin_etcd)):
+    for module, pin in (("kube", pin_kube), ("etcd", pin_etcd), ("containerd", pin_containerd)):
         path = MODULES_DIR / module / "go.mod"
         old = path.read_text()
         new = pin(old)
