@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from nvml_sim.hardware import MACHINE_PROFILES
-from sandbox import commands
+from sandbox import commands, report
 from sandbox.demo import run as run_demo
 
 
@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     up.add_argument("--nodes", type=int, default=1)
     up.add_argument("--mode", help="mode of every GPU: whole (default), mig, timeslice:N or shared")
+    up.add_argument(
+        "--kubelet",
+        choices=("real", "simulated"),
+        help="real: the real kubelet and containerd in private namespaces (default where the host allows it); "
+        "simulated: the project's simulated kubelet",
+    )
     down = ops.add_parser("down", help="stop the sandbox and remove its node state (simulated GPUs, claims)")
     down.add_argument(
         "--keep-state",
@@ -47,9 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     if args.op == "up":
         profile = "" if args.profile == "none" else args.profile
-        return commands.sandbox_up(profile, args.nodes, args.workdir, mode=args.mode)
+        return commands.sandbox_up(profile, args.nodes, args.workdir, mode=args.mode, kubelet=args.kubelet)
     if args.op == "down":
         return commands.sandbox_down(args.workdir, keep_state=args.keep_state)
     if args.op == "status":
-        return commands.sandbox_status(args.workdir)
-    return commands.sandbox_kubeconfig(args.workdir)
+        return report.sandbox_status(args.workdir)
+    return report.sandbox_kubeconfig(args.workdir)

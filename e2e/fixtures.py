@@ -67,7 +67,14 @@ class SandboxStartFailed(Exception):
 
 
 @contextlib.contextmanager
-def running_sandbox(workdir: Path, profile: str = "", nodes: int = DEFAULT_TEST_NODES) -> Iterator[Sandbox]:
+def running_sandbox(
+    workdir: Path,
+    profile: str = "",
+    nodes: int = DEFAULT_TEST_NODES,
+    *,
+    mode: str | None = None,
+    kubelet: str = "simulated",
+) -> Iterator[Sandbox]:
     """Start a sandbox in ``workdir`` and stop it on exit; ``up``'s output goes into the error if it fails.
 
     The sandbox also stops by itself within a second or two if this process dies (``owner_pid``), so an
@@ -75,7 +82,7 @@ def running_sandbox(workdir: Path, profile: str = "", nodes: int = DEFAULT_TEST_
     """
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = sandbox_up(profile, nodes, workdir, owner_pid=os.getpid())
+        code = sandbox_up(profile, nodes, workdir, owner_pid=os.getpid(), mode=mode, kubelet=kubelet)
     status = read_status(Layout(workdir))
     if code != 0 or status is None or status.state is not State.READY:
         with contextlib.redirect_stdout(io.StringIO()):

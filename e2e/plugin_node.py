@@ -15,7 +15,9 @@ import yaml
 from api.partitioning import API_VERSION, KIND, GpuMode
 from dra_driver.k8s import Kube
 from e2e.wait import until
+from nvml_sim.build import library_path
 from nvml_sim.control import SimulatedMachine
+from nvml_sim.driver_install import install
 
 DRIVER = "gpu.dra-driver.dev"
 
@@ -86,6 +88,8 @@ class PluginNode:
             "5",
             "--partitioning-config",
             str(self.root / "partitioning.yaml"),
+            "--driver-root",
+            str(install(self.root / "driver-root", self.machine.state()["driverVersion"], library_path())),
             *extra,
         ]
         with open(log, "wb") as out:

@@ -1,9 +1,12 @@
-"""The CDI spec of one prepared claim: device nodes, visible-device variables, MPS settings. Pure.
+"""The CDI spec of one prepared claim: device nodes, visible-device variables, driver files, MPS settings. Pure.
 
 One spec per claim (kind ``<driver>/claim``), one CDI device per allocated device, named
 ``<claimUID>-<device>`` so no name is ever reused across claims. Spec-wide edits carry the control
-device nodes and ``NVIDIA_VISIBLE_DEVICES`` / ``CUDA_VISIBLE_DEVICES`` with the UUIDs of all the claim's
-devices (GPU UUIDs, or MIG UUIDs for MIG devices).
+device nodes, ``NVIDIA_VISIBLE_DEVICES`` / ``CUDA_VISIBLE_DEVICES`` with the UUIDs of all the claim's
+devices (GPU UUIDs, or MIG UUIDs for MIG devices), and the driver's user-space files (``driver_edits``):
+every library bind-mounted read-only into ``/usr/local/nvidia/lib64`` under its SONAME and its versioned
+name, with ``LD_LIBRARY_PATH`` set to what NVIDIA's CUDA images set; binaries at ``/usr/local/nvidia/bin``
+and ``/usr/bin``; GSP firmware at its own path (docs/cdi.md says why).
 
 MIG devices also need ``/dev/nvidia-caps/nvidia-cap<N>`` for their GPU instance and compute instance.
 ``N`` comes from ``/proc/driver/nvidia-caps/mig-minors`` (lines ``gpu<m>/gi<g>/access <N>`` and
@@ -18,9 +21,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dra_driver.cdi import ContainerEdits, Device, DeviceNode, Mount, Spec, claim_device_name
+from dra_driver.driver_root import DriverFiles, DriverLibrary
 from kubelet_plugin.records import DeviceRecord, MigPartition
 
 CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+LIBRARY_DIR = "/usr/local/nvidia/lib64"
+BINARY_DIRS = ("/usr/local/nvidia/bin", "/usr/bin")  # the first is on the PATH of NVIDIA's CUDA images
+LD_LIBRARY_PATH = "/usr/local/nvidia/lib:/usr/local/nvidia/lib64"  # the value NVIDIA's CUDA images set
+READ_ONLY_BIND = ("ro", "nosuid", "nodev", "bind")
 MINORS_PER_GPU = 135
 MINORS_PER_GI = 9
 FIRST_GPU_MINOR = 3
@@ -89,6 +97,35 @@ def _device_edits(record: DeviceRecord, gpu_minor: int, minors: Mapping[str, int
     return ContainerEdits(env=tuple(env), device_nodes=tuple(nodes), mounts=tuple(mounts))
 
 
+def _library_names(lib: DriverLibrary) -> list[str]:
+    """The names a library gets in the container: SONAME, versioned name, and ``libcuda.so`` for builds that
+    link with ``-lcuda`` (the NVIDIA Container Toolkit creates that link too)."""
+    names = [lib.soname or lib.name, lib.name]
+    if lib.stem == "libcuda":
+        names.append("libcuda.so")
+    return list(dict.fromkeys(names))
+
+
+def driver_edits(files: DriverFiles) -> ContainerEdits:
+    """The edits that give a container the driver's user-space files, read-only, sorted by container path."""
+    mounts: dict[str, Mount] = {}
+
+    def bind(real: str, container_path: str) -> None:
+        mounts.setdefault(container_path, Mount(files.host(real), container_path, "bind", READ_ONLY_BIND))
+
+    for lib in files.libraries:
+        for name in _library_names(lib):
+            bind(lib.file.real, f"{LIBRARY_DIR}/{name}")
+    for name, binary in files.binaries:
+        for directory in BINARY_DIRS:
+            bind(binary.real, f"{directory}/{name}")
+    for firmware in files.firmware:
+        bind(firmware.real, firmware.path)
+    return ContainerEdits(
+        env=(f"LD_LIBRARY_PATH={LD_LIBRARY_PATH}",), mounts=tuple(mounts[path] for path in sorted(mounts))
+    )
+
+
 def _cdi_names(records: tuple[DeviceRecord, ...]) -> list[str]:
     """Each record's device name, made unique within the claim: a device allocated more than once (a shared
     GPU given to two requests, each with its own share ID) is named ``<device>-<shareID>`` (else ``-<k>``)."""
@@ -102,15 +139,18 @@ def claim_spec(
     records: tuple[DeviceRecord, ...],
     gpu_minors: Mapping[int, int],
     minors: Mapping[str, int],
+    files: ContainerEdits,
 ) -> Spec:
-    """The claim's spec. ``gpu_minors`` maps GPU index -> minor number (the /dev/nvidia<minor> node)."""
+    """The claim's spec. ``gpu_minors`` maps GPU index -> minor number (the /dev/nvidia<minor> node); ``files`` is
+    ``driver_edits`` of the node's driver files, made once at start-up."""
     uuids = ",".join(dict.fromkeys(device_uuid(r) for r in records))
     devices = tuple(
         Device(claim_device_name(claim_uid, name), _device_edits(r, gpu_minors[r.hardware.gpu_index], minors))
         for name, r in zip(_cdi_names(records), records, strict=True)
     )
     common = ContainerEdits(
-        env=(f"NVIDIA_VISIBLE_DEVICES={uuids}", f"CUDA_VISIBLE_DEVICES={uuids}"),
-        device_nodes=tuple(DeviceNode(p) for p in CONTROL_NODES),
+        env=(f"NVIDIA_VISIBLE_DEVICES={uuids}", f"CUDA_VISIBLE_DEVICES={uuids}", *files.env),
+        device_nodes=(*(DeviceNode(p) for p in CONTROL_NODES), *files.device_nodes),
+        mounts=files.mounts,
     )
     return Spec(claim_kind(driver), devices, common)

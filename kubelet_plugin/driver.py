@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import api.errors
 from dra_driver import errors
+from dra_driver.cdi import ContainerEdits
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import ApiError
 from dra_driver.kubeletplugin.protocol import KUBELET_CALL_TIMEOUT_S, ClaimRef, PreparedDevice, PrepareResult
@@ -64,6 +65,7 @@ class GpuDriver:
         cdi_dir: Path,
         mps_root: Path,
         mig_minors: dict[str, int],
+        driver_edits: ContainerEdits,
         dynamic_mig: bool = True,
         answer_within_s: float = ANSWER_WITHIN_S,
     ) -> None:
@@ -76,7 +78,7 @@ class GpuDriver:
         self.mps_root = mps_root
         self.dynamic_mig = dynamic_mig
         self.answer_within_s = answer_within_s
-        self.specs = SpecFiles(driver, cdi_dir, mig_minors)
+        self.specs = SpecFiles(driver, cdi_dir, mig_minors, driver_edits)
         self.transaction = ClaimTransaction(checkpoint, hardware, self.specs)
         self.locks = GpuLocks()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="claim")

@@ -1,7 +1,9 @@
 """The kubelet plugin daemon: wiring, start-up, the publish loop, health endpoints, graceful shutdown.
 
-Start-up: settings -> NVML session -> API capabilities -> inventory -> checkpoint -> repair -> gRPC
-services (DRA socket, then registration) -> slice reconciler (ready after its first publication). A loop
+Start-up: settings -> driver files under ``--driver-root`` -> NVML session (the driver root's
+``libnvidia-ml.so.1`` unless ``--nvml-lib``) -> API capabilities -> inventory -> checkpoint -> repair -> gRPC
+services (DRA socket, then registration) -> slice reconciler (ready after its first publication). A fatal error
+at start-up (no driver under the driver root, no NVML) is one log line and exit code 1. A loop
 re-scans the hardware every ``rescan_seconds`` and hands the pool to the reconciler, which publishes it
 (no write when nothing changed), restores slices changed or deleted by others and retries while the API
 server is away; the loop itself never waits for the API server. Every API request has the timeouts of
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from api.partitioning import GpuMode, Mig, PartitioningConfig, load_config
+from dra_driver import errors
+from dra_driver.driver_root import DriverFiles, discover_driver_files
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import Kube, resource_path
 from dra_driver.kubeletplugin.server import PluginServer
@@ -30,7 +34,7 @@ from dra_driver.resourceslice.publisher import PublishResult, SlicePublisher
 from dra_driver.resourceslice.reconciler import SliceReconciler
 from dra_driver.slices.builder import build_pool
 from kubelet_plugin import logs
-from kubelet_plugin.cdi_specs import read_mig_minors
+from kubelet_plugin.cdi_specs import driver_edits, read_mig_minors
 from kubelet_plugin.checkpoint import Checkpoint, read_boot_id
 from kubelet_plugin.driver import GpuDriver
 from kubelet_plugin.hardware import HardwareOps
@@ -40,6 +44,16 @@ from kubelet_plugin.sharing import choose_time_slicer
 
 log = logging.getLogger(__name__)
 HEALTHY, UNHEALTHY = 1, 2
+
+
+def _matching_nvml(files: DriverFiles, nvml_version: str) -> DriverFiles:
+    """The driver files of the version NVML reports (they differ only when ``--nvml-lib`` loaded another NVML)."""
+    if files.version == nvml_version:
+        return files
+    log.warning(
+        "NVML reports driver %s, %s has %s: using %s's files", nvml_version, files.root, files.version, nvml_version
+    )
+    return discover_driver_files(files.root, files.host_root, nvml_version)
 
 
 def _hold_state_lock(path: Path) -> IO[str]:
@@ -59,14 +73,24 @@ class Plugin:
         self.settings = settings
         self.stopping = threading.Event()
         self.ready = threading.Event()
-        self.kube = Kube.from_kubeconfig(settings.kubeconfig, settings.api_timeouts)
-        self.nvml = Nvml(settings.nvml_lib)
+        files = discover_driver_files(settings.driver_root, settings.host_driver_root)
+        self.nvml = Nvml(settings.nvml_lib or files.nvml_library)
         self.nvml.open()
+        self._inventory = discover(self.nvml)
+        self.driver_files = _matching_nvml(files, self._inventory.driver_version)
+        log.info(
+            "driver %s under %s: %d libraries, %d binaries, %d firmware files",
+            self.driver_files.version,
+            settings.driver_root,
+            len(self.driver_files.libraries),
+            len(self.driver_files.binaries),
+            len(self.driver_files.firmware),
+        )
+        self.kube = Kube.from_kubeconfig(settings.kubeconfig, settings.api_timeouts)
         self.caps = probe(self.kube)
         self.config = self._load_config(settings.partitioning_config)
         node = self.kube.get(resource_path("v1", "nodes", settings.node_name)) or {}
         self.labels: dict[str, str] = node.get("metadata", {}).get("labels") or {}
-        self._inventory = discover(self.nvml)
         self._health_changed = threading.Condition()
         self._device_gpu: dict[str, int] = {}  # device name -> GPU index, of every device published
         settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +106,7 @@ class Plugin:
             settings.cdi_dir,
             settings.state_dir / "mps",
             read_mig_minors(),
+            driver_edits(self.driver_files),
         )
         self.slices = SliceReconciler(
             SlicePublisher.for_node(self.kube, self.caps, settings.driver_name, settings.node_name),
@@ -203,7 +228,11 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    plugin = Plugin(settings)
+    try:
+        plugin = Plugin(settings)
+    except errors.FatalError as exc:
+        log.critical("cannot start: %s", exc)
+        raise SystemExit(1) from None
     if settings.health_port:
         _serve_health(plugin, settings.health_port)
     plugin.start()

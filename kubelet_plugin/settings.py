@@ -22,7 +22,9 @@ class Settings:
     cdi_dir: Path  # transient CDI specs (/var/run/cdi)
     plugins_dir: Path  # kubelet plugins dir: the DRA socket lives in <plugins_dir>/<driver>/
     registry_dir: Path  # kubelet plugins_registry: the registration socket
-    nvml_lib: Path | None  # a libnvidia-ml.so.1 to load instead of the system one
+    driver_root: Path  # where the NVIDIA driver is installed, as this process sees it (/ or a mount of it)
+    host_driver_root: str  # the same directory as the host (its container runtime) sees it: CDI mount sources
+    nvml_lib: Path | None  # a libnvidia-ml.so.1 to load instead of the one under driver_root
     kubeconfig: Path | None  # None: in-cluster
     partitioning_config: Path | None
     rescan_seconds: float
@@ -58,7 +60,14 @@ _FLAGS: tuple[tuple[str, str, str, str], ...] = (
     ("--cdi-dir", "CDI_DIR", "/var/run/cdi", "directory for per-claim CDI specs"),
     ("--plugins-dir", "KUBELET_PLUGINS_DIR", "/var/lib/kubelet/plugins", "kubelet plugins directory"),
     ("--registry-dir", "KUBELET_REGISTRY_DIR", "/var/lib/kubelet/plugins_registry", "kubelet plugin registry"),
-    ("--nvml-lib", "NVML_LIB", "", "path of libnvidia-ml.so.1 (default: the system loader path)"),
+    ("--driver-root", "DRIVER_ROOT", "/", "where the NVIDIA driver is installed: the host's / or where it is mounted"),
+    (
+        "--host-driver-root",
+        "HOST_DRIVER_ROOT",
+        "",
+        "the driver root as the host sees it, for CDI mounts (default: --driver-root; set it when that is a mount)",
+    ),
+    ("--nvml-lib", "NVML_LIB", "", "path of libnvidia-ml.so.1 (default: the one under --driver-root)"),
     ("--kubeconfig", "KUBECONFIG", "", "kubeconfig (default: in-cluster)"),
     ("--partitioning-config", "PARTITIONING_CONFIG", "", "PartitioningConfig file (default: every GPU whole)"),
     ("--rescan-seconds", "RESCAN_SECONDS", "30", "hardware re-scan and republish period"),
@@ -89,6 +98,8 @@ def parse(argv: list[str] | None = None) -> Settings:
         cdi_dir=Path(a.cdi_dir),
         plugins_dir=Path(a.plugins_dir),
         registry_dir=Path(a.registry_dir),
+        driver_root=Path(a.driver_root).absolute(),
+        host_driver_root=a.host_driver_root or str(Path(a.driver_root).absolute()),
         nvml_lib=opt(a.nvml_lib),
         kubeconfig=opt(a.kubeconfig),
         partitioning_config=opt(a.partitioning_config),
@@ -99,6 +110,8 @@ def parse(argv: list[str] | None = None) -> Settings:
         boot_id_file=Path(a.boot_id_file),
         api_timeouts=_timeouts(parser, a.api_connect_timeout, a.api_read_timeout),
     )
+    if not settings.host_driver_root.startswith("/"):
+        parser.error(f"--host-driver-root: {settings.host_driver_root!r} must be an absolute path")
     for flag, sock in (("--plugins-dir", settings.dra_socket), ("--registry-dir", settings.registration_socket)):
         if len(os.fsencode(sock)) > SOCKET_PATH_MAX:
             parser.error(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dra_driver import cdi
+from dra_driver.cdi import ContainerEdits
 from kubelet_plugin.cdi_specs import claim_kind, claim_spec
 from kubelet_plugin.records import DeviceRecord
 
@@ -16,6 +17,7 @@ class SpecFiles:
     driver: str
     directory: Path
     mig_minors: Mapping[str, int]  # /proc/driver/nvidia-caps/mig-minors (empty: the driver's own layout)
+    driver_edits: ContainerEdits  # the driver's files in every spec (cdi_specs.driver_edits)
 
     @property
     def kind(self) -> str:
@@ -30,7 +32,7 @@ class SpecFiles:
         """Write the claim's spec atomically; returns the devices with their CDI device IDs, and the file name.
 
         ``gpu_minors`` maps GPU index -> minor number."""
-        spec = claim_spec(self.driver, claim_uid, devices, gpu_minors, self.mig_minors)
+        spec = claim_spec(self.driver, claim_uid, devices, gpu_minors, self.mig_minors, self.driver_edits)
         ids = spec.device_ids()
         completed = tuple(replace(d, cdi_device_ids=(ids[i],)) for i, d in enumerate(devices))
         filename = self.file_name(claim_uid)

@@ -3,8 +3,9 @@ profile, the driver's kubelet plugin on a simulated GPU machine of that profile.
 
 Each node gets ``<workdir>/nodes/<node>/`` with ``plugins_registry/``, ``plugins/``, ``cdi/``, ``state/`` and
 ``machine.json`` (the simulated NVML state; ``dra-gpu sim ... <that file>`` operates on it). A machine file
-already there is reused (``nodestate.keep_only`` has discarded any of another profile). The plugin finds the
-simulated ``libnvidia-ml.so.1`` through ``LD_LIBRARY_PATH``, like a real one. Every plugin reads its GPU mode
+already there is reused (``nodestate.keep_only`` has discarded any of another profile). ``driver-root/`` is a
+simulated driver installation (``nvml_sim.driver_install``) of the machine's driver version: the plugin gets it as
+``--driver-root`` and loads the simulated ``libnvidia-ml.so.1`` from it, like a real one. Every plugin reads its GPU mode
 from ``<workdir>/partitioning.yaml`` (:func:`write_partitioning`, from ``dra-gpu sandbox up --mode``).
 """
 
@@ -20,7 +21,9 @@ from kubernetes.client import ApiClient
 from api.names import API_VERSION, DEFAULT_DRIVER_NAME
 from api.partitioning import KIND, parse_mode
 from dra_driver.k8s import Kube
+from nvml_sim.build import library_path
 from nvml_sim.control import SimulatedMachine
+from nvml_sim.driver_install import install
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout
 from sandbox.processes import ChildProcess, ProcessSpec, spawn
@@ -51,7 +54,14 @@ def _kubelet(layout: Layout, node: str, kubeconfig: Path) -> ProcessSpec:
     return ProcessSpec(f"kubelet-{node}", argv, layout.log(f"kubelet-{node}"))
 
 
-def _plugin(layout: Layout, node: str, profile: str, kubeconfig: Path) -> ProcessSpec:
+def plugin_command(
+    layout: Layout, node: str, profile: str, kubeconfig: Path, *, real_node: bool = False
+) -> tuple[list[str], dict[str, str]]:
+    """The plugin's command line and environment for ``node``: its simulated GPUs and driver installation.
+
+    On a simulated node the kubelet's directories, the checkpoint and the CDI specs are in the node's directory;
+    on a real node (``real_node``) the plugin uses its defaults, the conventional paths, which the node's mount
+    namespace binds to the same directories (see sandbox/realnode/mounts.py)."""
     root = layout.node(node)
     machine_file = layout.machine_file(node)
     sim = (
@@ -59,30 +69,23 @@ def _plugin(layout: Layout, node: str, profile: str, kubeconfig: Path) -> Proces
         if machine_file.exists()
         else SimulatedMachine.create(machine_file, profile, node)
     )
-    argv = [
-        sys.executable,
-        "-m",
-        "kubelet_plugin",
-        "--node-name",
-        node,
-        "--driver-name",
-        DRIVER,
-        "--state-dir",
-        str(root / "state"),
-        "--cdi-dir",
-        str(root / "cdi"),
-        "--plugins-dir",
-        str(root / "plugins"),
-        "--registry-dir",
-        str(root / "plugins_registry"),
-        "--kubeconfig",
-        str(kubeconfig),
-        "--rescan-seconds",
-        "10",
-    ]
+    # a simulated driver installation of the machine's driver version: the plugin loads NVML from it and mounts
+    # its files into containers; only the state file's variable is passed on (no LD_LIBRARY_PATH needed)
+    driver_root = install(root / "driver-root", sim.state()["driverVersion"], library_path())
+    env = {k: v for k, v in sim.environ().items() if k != "LD_LIBRARY_PATH"}
+    argv = [sys.executable, "-m", "kubelet_plugin", "--node-name", node, "--driver-root", str(driver_root)]
+    argv += ["--driver-name", DRIVER, "--kubeconfig", str(kubeconfig), "--rescan-seconds", "10"]
+    if not real_node:
+        argv += ["--state-dir", str(root / "state"), "--cdi-dir", str(root / "cdi")]
+        argv += ["--plugins-dir", str(root / "plugins"), "--registry-dir", str(root / "plugins_registry")]
     if layout.partitioning_file.exists():
         argv += ["--partitioning-config", str(layout.partitioning_file)]
-    return ProcessSpec(f"plugin-{node}", tuple(argv), layout.log(f"plugin-{node}"), sim.environ())
+    return argv, env
+
+
+def _plugin(layout: Layout, node: str, profile: str, kubeconfig: Path) -> ProcessSpec:
+    argv, env = plugin_command(layout, node, profile, kubeconfig)
+    return ProcessSpec(f"plugin-{node}", tuple(argv), layout.log(f"plugin-{node}"), env)
 
 
 def start(layout: Layout, nodes: tuple[str, ...], profile: str, kubeconfig: Path, api: ApiClient) -> list[ChildProcess]:

@@ -28,6 +28,7 @@ from sandbox import instance, nodestate
 from sandbox.binaries import Binaries, find_or_build
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout, default_workdir
+from sandbox.realnode import cleanup, launch
 from sandbox.status import State, Status, read_status
 from sandbox.supervisor import node_names
 
@@ -52,16 +53,22 @@ class Request:
     profile: str  # "" for nodes without GPUs
     nodes: int
     mode: str  # canonical (str of api.partitioning's mode)
+    kubelet: str = "simulated"
 
     @classmethod
     def of(cls, status: Status) -> Request:
-        return cls(status.profile, status.node_count, status.mode)
+        return cls(status.profile, status.node_count, status.mode, status.kubelet)
 
     def flags(self) -> dict[str, str]:
-        return {"--profile": self.profile or "none", "--nodes": str(self.nodes), "--mode": self.mode}
+        return {
+            "--profile": self.profile or "none",
+            "--nodes": str(self.nodes),
+            "--mode": self.mode,
+            "--kubelet": self.kubelet,
+        }
 
 
-def _request(profile: str, nodes: int, mode: str | None) -> Request | str:
+def _request(profile: str, nodes: int, mode: str | None, kubelet: str | None = "simulated") -> Request | str:
     """The request in canonical form, or what is wrong with it."""
     if profile and profile not in MACHINE_PROFILES:
         return f"--profile: unknown profile {profile!r}; valid profiles: none, {', '.join(sorted(MACHINE_PROFILES))}"
@@ -69,9 +76,12 @@ def _request(profile: str, nodes: int, mode: str | None) -> Request | str:
         return f"--nodes must be 0 or more, not {nodes}"
     try:
         canonical = str(parse_mode(mode or "whole", "--mode"))
-    except ConfigError as exc:
+        chosen, notice = launch.resolve_kubelet(kubelet)
+    except (ConfigError, ValueError) as exc:
         return str(exc)
-    return Request(profile, nodes, canonical)
+    if notice:
+        _say(notice)
+    return Request(profile, nodes, canonical, chosen)
 
 
 PID_MAX = 4194304  # the plugin's default pod UID is its PID: the longest one Linux hands out
@@ -79,7 +89,7 @@ PID_MAX = 4194304  # the plugin's default pod UID is its PID: the longest one Li
 
 def _socket_problem(layout: Layout, request: Request) -> str | None:
     """Why the requested nodes' plugins could not serve, or None: a Unix socket path has at most 107 bytes."""
-    if not request.profile or not request.nodes:
+    if not request.profile or not request.nodes or request.kubelet == "real":  # real: in /var/lib/kubelet
         return None
     node = layout.node(node_names(request.nodes)[-1])
     sockets = socket_paths(node / "plugins", node / "plugins_registry", DEFAULT_DRIVER_NAME, str(PID_MAX))
@@ -100,16 +110,18 @@ def sandbox_up(
     mode: str | None = None,
     timeout: float = UP_TIMEOUT_S,
     owner_pid: int | None = None,
+    kubelet: str | None = "simulated",
 ) -> int:
     """Start a sandbox with ``nodes`` simulated nodes (``sim-node-0`` …) of ``profile`` ("" for nodes without
-    GPUs), every GPU in ``mode`` (default whole), unless one already runs there.
+    GPUs), every GPU in ``mode`` (default whole), unless one already runs there. ``kubelet``: "real" (the real
+    kubelet and containerd, see sandbox/realnode), "simulated", or None for real where the host allows it.
 
     Exit 0 when the sandbox is ready, also when one started with the same arguments already runs; 2 when the
     arguments are invalid or the running one was started with others (the message names the difference); 1 when
     it fails to start. With ``owner_pid`` the sandbox stops by itself once that process is gone (the test fixtures).
     """
     layout = Layout((workdir or default_workdir()).resolve())
-    request = _request(profile, nodes, mode)
+    request = _request(profile, nodes, mode, kubelet)
     if isinstance(request, str):
         _complain(request)
         return 2
@@ -142,6 +154,9 @@ def sandbox_down(workdir: Path | None = None, *, timeout: float = DOWN_TIMEOUT_S
     status = read_status(layout)
     if not instance.is_running(layout):
         leftovers = _kill_leftovers(status)
+        if status:
+            for problem in cleanup.sweep(status.netns, status.cgroup):
+                _say(f"could not clean up: {problem}")
         _say(
             f"no sandbox running in {layout.root}"
             + (f" (killed {leftovers} leftover process(es))" if leftovers else "")
@@ -162,6 +177,10 @@ def sandbox_down(workdir: Path | None = None, *, timeout: float = DOWN_TIMEOUT_S
     if not _wait(lambda: not any(instance.alive(instance.PidRecord(p.pid, p.start_ticks)) for p in procs), 10.0):
         _kill_leftovers(status)
     left = [p for p in procs if instance.alive(instance.PidRecord(p.pid, p.start_ticks))]
+    problems = cleanup.sweep(status.netns, status.cgroup) if status else []
+    if problems:
+        _say(f"stopped, but could not clean up: {'; '.join(problems)}")
+        return 1
     if left:
         names = ", ".join(f"{p.name} (pid {p.pid})" for p in left)
         _say(f"stopped, but these processes survived SIGKILL: {names}")
@@ -183,58 +202,6 @@ def _clean_node_state(layout: Layout, keep: bool) -> int:
     if removed:
         _say(f"removed the node state (simulated GPUs, plugin checkpoints, CDI specs) in {layout.nodes}")
     return 0
-
-
-def sandbox_status(workdir: Path | None = None) -> int:
-    """Print a summary; exit 0 when a sandbox is running and ready, 1 otherwise."""
-    layout = Layout((workdir or default_workdir()).resolve())
-    status = read_status(layout)
-    if not instance.is_running(layout):
-        _say(f"no sandbox running in {layout.root}")
-        if status and status.state is State.FAILED:
-            _say(f"the last one failed: {status.message}")
-        return 1
-    if status is None:
-        _say(f"a sandbox in {layout.root} is starting (no status yet)")
-        return 1
-    _say(render_status(status))
-    return 0 if status.state is State.READY else 1
-
-
-def sandbox_kubeconfig(workdir: Path | None = None) -> int:
-    """Print the admin kubeconfig path of the running sandbox."""
-    layout = Layout((workdir or default_workdir()).resolve())
-    status = read_status(layout)
-    if not instance.is_running(layout) or status is None or status.state is not State.READY:
-        print(f"no ready sandbox in {layout.root}; start one with: dra-gpu sandbox up", file=sys.stderr)
-        return 1
-    _say(status.kubeconfig)
-    return 0
-
-
-def render_status(status: Status) -> str:
-    gates = status.feature_gates
-    lines = [
-        f"sandbox in {status.workdir}: {status.state.value} (since {status.ready_at or status.started_at}), "
-        f"profile {status.profile or 'none'}, mode {status.mode}",
-        f"  API server     {status.server or '-'}",
-        f"  kubeconfig     {status.kubeconfig or '-'}",
-        f"  nodes          {', '.join(status.nodes) or '-'}",
-        f"  start-up       {status.startup_seconds if status.startup_seconds is not None else '-'} s",
-        f"  resource.k8s.io versions  {', '.join(status.resource_versions) or '-'}",
-    ]
-    if gates:
-        lines.append(f"  feature gates  set: {', '.join(gates.enabled) or '-'}")
-        lines.append(f"                 GA (always on): {', '.join(gates.locked_on) or '-'}")
-        if gates.unavailable:
-            lines.append(f"                 unavailable: {', '.join(gates.unavailable)}")
-    lines.append("  processes")
-    for p in status.processes:
-        state = "running" if instance.alive(instance.PidRecord(p.pid, p.start_ticks)) else "EXITED"
-        lines.append(f"    {p.name:<24} pid {p.pid:<8} {state:<8} {p.log}")
-    if status.message and status.state is not State.READY:
-        lines.append(f"  message        {status.message}")
-    return "\n".join(lines)
 
 
 def _already_running(layout: Layout, request: Request, timeout: float) -> int:
@@ -291,6 +258,12 @@ def _start_supervisor(layout: Layout, request: Request, binaries: Binaries, lock
     ]
     if owner_pid is not None:
         argv.append(f"--owner-pid={owner_pid}")
+    fds = [lock_fd]
+    listener = None
+    if request.kubelet == "real":
+        listener, extra = launch.host_listener()
+        argv = [*launch.supervisor_prefix(), *argv, *extra]
+        fds.append(listener.fileno())
     with open(layout.supervisor_log, "ab") as log:
         offset = log.tell()
         launcher = subprocess.Popen(
@@ -298,10 +271,12 @@ def _start_supervisor(layout: Layout, request: Request, binaries: Binaries, lock
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            pass_fds=(lock_fd,),
+            pass_fds=tuple(fds),
             start_new_session=True,
         )
         launcher.wait()  # returns at once: the supervisor forks and its first process exits
+    if listener is not None:
+        listener.close()  # the supervisor holds its own copy
     return offset
 
 

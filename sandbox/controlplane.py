@@ -54,12 +54,14 @@ class ControlPlane:
         requested_gates: tuple[str, ...] = featuregates.DRA_GATES,
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_S,
         progress: Progress = _quiet,
+        apiserver_port: int | None = None,
     ) -> None:
         self.layout = Layout(workdir)
         self.binaries = binaries
         self._requested_gates = requested_gates
         self._timeout = startup_timeout
         self._progress = progress
+        self._apiserver_port = apiserver_port
         self._children: list[ChildProcess] = []
         self._inputs: flags.Inputs | None = None
         self._served: tuple[str, ...] = ()
@@ -157,7 +159,7 @@ class ControlPlane:
         )
         self._check_controllers()
         pki = create_pki(layout.pki, apiserver_serving_names(flags.SERVICE_IP))
-        ports = flags.Ports.pick()
+        ports = flags.Ports.pick(self._apiserver_port)
         inputs = flags.Inputs(self.binaries, layout, pki, ports, gates)
         self._inputs = inputs
         write_kubeconfig(layout.kubeconfig, ports.server, pki, ADMIN)

@@ -5,6 +5,11 @@ kubelet plugin; ``up`` installs the DeviceClasses), applies ``deploy/examples/mi
 waits until the real scheduler has allocated and the plugin has prepared every claim, shows what
 happened on the (simulated) hardware, deletes the pods, shows that everything was undone, and stops
 the sandbox (``--keep`` leaves it running for ``kubectl``).
+
+The node is a real one (the real kubelet and containerd, sandbox/realnode) where the host allows it: then
+each pod runs the sandbox's busybox image with a probe instead of its own image, and the demo shows what
+each container saw (its devices, MIG capabilities, driver libraries). Elsewhere the simulated kubelet
+prepares the claims and nothing runs.
 """
 
 from __future__ import annotations
@@ -15,12 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes import config as kube_config
+from kubernetes.client import CoreV1Api
 
 from dra_driver.k8s import Kube, Obj
 from nvml_sim.control import SimulatedMachine
 from sandbox import commands
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout, default_workdir
+from sandbox.realnode.probe import parse, probe_container
+from sandbox.status import read_status
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # deploy/examples, shipped with this package
 NODE = "sim-node-0"
@@ -79,15 +88,39 @@ def show_node(root: Path) -> None:
         print(f"  e.g. {name}: cdiVersion {spec['cdiVersion']}, env {spec['containerEdits']['env']}")
 
 
+def _probing(pod: Obj) -> Obj:
+    spec = pod["spec"]
+    containers = [probe_container(c) for c in spec["containers"]]
+    return {**pod, "spec": {**spec, "containers": containers, "terminationGracePeriodSeconds": 1}}
+
+
+def show_containers(layout: Layout, pods: list[str]) -> None:
+    print("what each container saw (NVIDIA_VISIBLE_DEVICES, device nodes, MIG capabilities, driver libraries):")
+    api = kube_config.new_client_from_config(config_file=str(layout.kubeconfig))
+    try:
+        core = CoreV1Api(api)
+        for name in pods:
+            seen = _wait(
+                f"{name}'s report", lambda n=name: parse(core.read_namespaced_pod_log(n, "default")), layout.logs
+            )
+            print(f"  {name:10} {seen.summary()}")
+    finally:
+        api.close()
+
+
 def run(keep: bool = False, workdir: Path | None = None) -> int:
     workdir = (workdir or default_workdir()).resolve()
     layout = Layout(workdir)
-    code = commands.sandbox_up("dgx-a100", 1, workdir, mode="mig")
+    code = commands.sandbox_up("dgx-a100", 1, workdir, mode="mig", kubelet=None)
     if code != 0:
         return code
+    status = read_status(layout)
+    real = status is not None and status.kubelet == "real"
     try:
         kube = Kube.from_kubeconfig(layout.kubeconfig)
         examples = [d for d in yaml.safe_load_all((EXAMPLES / "mig-and-whole-gpu.yaml").read_text()) if d]
+        if real:
+            examples = [_probing(d) if d["kind"] == "Pod" else d for d in examples]
         apply(kube, examples)
         pods = [d["metadata"]["name"] for d in examples if d["kind"] == "Pod"]
         print(f"\napplied {len(examples)} objects from {EXAMPLES / 'mig-and-whole-gpu.yaml'}; waiting for the pods")
@@ -110,6 +143,8 @@ def run(keep: bool = False, workdir: Path | None = None) -> int:
         )
         print(f"all {len(pods)} pods Running after {time.monotonic() - start:.1f} s\n")
         show_pods(kube, pods)
+        if real:
+            show_containers(layout, pods)
         show_node(layout.node(NODE))
         for p in pods:
             kube.delete(f"/api/v1/namespaces/default/pods/{p}")

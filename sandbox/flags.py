@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sandbox.binaries import Binaries
 from sandbox.featuregates import FeatureGates
 from sandbox.layout import Layout
-from sandbox.pki import CONTROLLER_MANAGER, FRONT_PROXY, SCHEDULER, Pki
+from sandbox.pki import CONTROLLER_MANAGER, FRONT_PROXY, KUBELET_CLIENT, SCHEDULER, Pki
 from sandbox.ports import LOOPBACK, pick_free_ports
 
 ETCD_NAME = "sandbox"
@@ -39,8 +39,12 @@ class Ports:
     controller_manager: int
 
     @classmethod
-    def pick(cls) -> Ports:
-        return cls(*pick_free_ports(5))
+    def pick(cls, apiserver: int | None = None) -> Ports:
+        """Free ports; ``apiserver`` fixes the API server's (real nodes: the port the host forwards)."""
+        if apiserver is None:
+            return cls(*pick_free_ports(5))
+        ports = [p for p in pick_free_ports(5) if p != apiserver][:4]
+        return cls(ports[0], ports[1], apiserver, ports[2], ports[3])
 
     @property
     def server(self) -> str:
@@ -108,6 +112,9 @@ def apiserver(i: Inputs) -> tuple[str, ...]:
         "--authorization-mode=Node,RBAC",
         "--enable-admission-plugins=NodeRestriction",
         "--allow-privileged=true",
+        f"--kubelet-client-certificate={p.client_cert(KUBELET_CLIENT)}",
+        f"--kubelet-client-key={p.client_key(KUBELET_CLIENT)}",
+        "--kubelet-preferred-address-types=InternalIP",
         "--profiling=false",
         f"--runtime-config={RUNTIME_CONFIG}",
         *_gates(i.gates),

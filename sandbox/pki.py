@@ -46,7 +46,9 @@ SCHEDULER = ClientIdentity("kube-scheduler", "system:kube-scheduler")
 CONTROLLER_MANAGER = ClientIdentity("kube-controller-manager", "system:kube-controller-manager")
 FRONT_PROXY = ClientIdentity("front-proxy-client", "front-proxy-client")
 """The API server's identity towards aggregated API servers (request-header authentication)."""
-DEFAULT_CLIENTS = (ADMIN, SCHEDULER, CONTROLLER_MANAGER, FRONT_PROXY)
+KUBELET_CLIENT = ClientIdentity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",))
+"""The API server's identity towards kubelets (logs, exec, port-forward on real nodes)."""
+DEFAULT_CLIENTS = (ADMIN, SCHEDULER, CONTROLLER_MANAGER, FRONT_PROXY, KUBELET_CLIENT)
 
 
 def node_identity(node_name: str) -> ClientIdentity:

@@ -65,6 +65,9 @@ class Status:
     feature_gates: FeatureGates | None = None
     runtime_config: str = ""
     resource_versions: tuple[str, ...] = ()
+    kubelet: str = "simulated"  # "real": the real kubelet and containerd (sandbox/realnode)
+    cgroup: str = ""  # real nodes: the sandbox's cgroup in every hierarchy (realnode/cgroups.py)
+    netns: int = 0  # real nodes: inode of the sandbox's network namespace (down kills what is left in it)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +91,9 @@ class Status:
             "featureGates": self.feature_gates.to_json() if self.feature_gates else None,
             "runtimeConfig": self.runtime_config,
             "resourceVersions": list(self.resource_versions),
+            "kubelet": self.kubelet,
+            "cgroup": self.cgroup,
+            "netns": self.netns,
         }
 
     @classmethod
@@ -115,6 +121,9 @@ class Status:
             feature_gates=FeatureGates.from_json(gates) if gates else None,
             runtime_config=str(doc.get("runtimeConfig", "")),
             resource_versions=tuple(doc.get("resourceVersions", ())),
+            kubelet=str(doc.get("kubelet", "simulated")),
+            cgroup=str(doc.get("cgroup", "")),
+            netns=int(doc.get("netns", 0)),
         )
 
 

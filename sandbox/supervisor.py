@@ -7,19 +7,25 @@ when it stops everything in reverse order (agents, nodes, scheduler/controller m
 marks the status ``stopped``. If a control-plane process dies on its own, the supervisor stops the rest and marks
 the status ``failed`` with the log to read. Its children die with it even on SIGKILL (parent-death signal).
 
+With ``--kubelet real`` it runs in the private network and mount namespace ``up`` started it in (``unshare``),
+relays the host's connections on the inherited ``--api-listen-fd`` socket to the API server
+(realnode/forward.py) and runs real nodes (realnode/cluster.py) instead of simulated ones.
+
 Started detached by ``dra-gpu sandbox up`` (see commands.py) as::
 
     python -m sandbox.supervisor run --workdir DIR --profile NAME --nodes N [--mode MODE] [--detach] [--lock-fd FD]
-        [--owner-pid PID]
+        [--owner-pid PID] [--kubelet real --api-listen-fd FD]
         [--etcd PATH --kube-apiserver PATH --kube-scheduler PATH --kube-controller-manager PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,10 +45,14 @@ from sandbox.errors import SandboxError
 from sandbox.layout import Layout
 from sandbox.nodes import SimulatedNode, register_node
 from sandbox.processes import ChildProcess
+from sandbox.realnode import cgroups, cleanup, cluster
+from sandbox.realnode.cluster import RealNodes
+from sandbox.realnode.forward import Forwarder
 from sandbox.status import ProcessInfo, State, Status, write_status
 
 WATCH_INTERVAL_S = 1.0
 AGENT_STOP_TIMEOUT_S = 10.0
+REAL_NODE_STOP_TIMEOUT_S = 45.0  # kubelet, plugin, pods, containerd, cgroups: each bounded by 10 s
 
 
 def node_names(count: int) -> tuple[str, ...]:
@@ -79,6 +89,8 @@ class SupervisorConfig:
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_S
     owner: instance.PidRecord | None = None
     """Stop when this process is gone (tests pass their own pid so a killed test run leaves nothing behind)."""
+    kubelet: str = "simulated"
+    api_listen_fd: int | None = None
 
 
 class Supervisor:
@@ -92,6 +104,7 @@ class Supervisor:
             profile=cfg.profile,
             node_count=cfg.nodes,
             mode=cfg.mode,
+            kubelet=cfg.kubelet,
             supervisor_pid=me.pid,
             supervisor_start_ticks=me.start_ticks,
             started_at=_now(),
@@ -100,6 +113,8 @@ class Supervisor:
         self._nodes: list[SimulatedNode] = []
         self._agents: list[subprocess.Popen[bytes]] = []
         self._api: ApiClient | None = None
+        self._real: RealNodes | None = None
+        self._forwarder: Forwarder | None = None
 
     def run(self) -> int:
         """Run until a signal or a failure; returns the process exit code."""
@@ -120,9 +135,24 @@ class Supervisor:
 
     def _start(self) -> None:
         binaries = self.cfg.binaries or find_or_build(self._progress)
-        cp = ControlPlane(self.cfg.workdir, binaries, startup_timeout=self.cfg.startup_timeout, progress=self._progress)
+        listener = None
+        if self.cfg.kubelet == "real":
+            assert self.cfg.api_listen_fd is not None, "--kubelet real needs --api-listen-fd"
+            netns = cluster.enter_network(self.cfg.nodes)
+            listener = socket.socket(fileno=self.cfg.api_listen_fd)
+            self._update(State.STARTING, cgroup=cgroups.sandbox_group(self.layout.root), netns=netns)
+        cp = ControlPlane(
+            self.cfg.workdir,
+            binaries,
+            startup_timeout=self.cfg.startup_timeout,
+            progress=self._progress,
+            apiserver_port=listener.getsockname()[1] if listener else None,
+        )
         self._control_plane = cp
         cp.start()
+        if listener is not None:
+            self._forwarder = Forwarder(listener, cp.ports.apiserver)
+            self._forwarder.start()
         self._update(
             State.STARTING,
             message="registering nodes",
@@ -137,20 +167,39 @@ class Supervisor:
         )
         api = kube_config.new_client_from_config(config_file=str(cp.kubeconfig))
         self._api = api
-        for name in node_names(self.cfg.nodes):
-            self._nodes.append(register_node(api, name))
-        self._progress(f"registered {len(self._nodes)} simulated node(s)")
-        self._update(State.STARTING, message="starting node agents", nodes=node_names(self.cfg.nodes))
-        for note in nodestate.keep_only(self.layout, node_names(self.cfg.nodes), self.cfg.profile):
+        names = node_names(self.cfg.nodes)
+        if self.cfg.kubelet != "real":
+            for name in names:
+                self._nodes.append(register_node(api, name))
+            self._progress(f"registered {len(self._nodes)} simulated node(s)")
+        self._update(State.STARTING, message="starting node agents", nodes=names)
+        for note in nodestate.keep_only(self.layout, names, self.cfg.profile):
             self._progress(note)
         agents.write_partitioning(self.layout, self.cfg.mode)
-        children = start_node_agents(self.layout, self._status, cp.kubeconfig, api)
+        if self.cfg.kubelet == "real":
+            children = self._start_real_nodes(cp, api)
+        else:
+            children = start_node_agents(self.layout, self._status, cp.kubeconfig, api)
         self._agents = [c.popen for c in children]
         agent_infos = tuple(_popen_info(c.spec.name, c.popen, self.layout) for c in children)
         if self.cfg.profile:
             self._progress(f"installed {classes.install(Kube(api))} shipped DeviceClass(es)")
         self._update(State.READY, message="ready", ready_at=_now(), processes=self._status.processes + agent_infos)
         self._progress(f"ready: export KUBECONFIG={cp.kubeconfig}")
+
+    def _start_real_nodes(self, cp: ControlPlane, api: ApiClient) -> list[ChildProcess]:
+        from sandbox.binaries import find_or_build_node
+        from sandbox.images import ensure_images
+
+        self._real = RealNodes(
+            self.layout, Kube(api), find_or_build_node(self._progress), ensure_images(self._progress), self._progress
+        )
+
+        def plugin(node: str) -> tuple[list[str], dict[str, str]]:
+            return agents.plugin_command(self.layout, node, self.cfg.profile, cp.kubeconfig, real_node=True)
+
+        gates = cp.feature_gates.enabled
+        return self._real.start(node_names(self.cfg.nodes), self.cfg.profile, cp.pki, cp.server, gates, plugin)
 
     def _watch(self) -> None:
         assert self._control_plane is not None
@@ -176,14 +225,25 @@ class Supervisor:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         self._update(State.STOPPING, message="stopping")
+        if self._real is not None:
+            with contextlib.suppress(Exception):  # the API server may be gone already
+                left = self._real.delete_pods()
+                self._progress(f"pods deleted before stopping the nodes ({left} still there)")
+            self._real.stop(lambda agent: _stop_popen(agent.popen, REAL_NODE_STOP_TIMEOUT_S))
         for agent in reversed(self._agents):
             _stop_popen(agent)
+        if self._forwarder is not None:
+            self._forwarder.stop()
         for node in self._nodes:
             node.stop()
         if self._api is not None:
             self._api.close()
         if self._control_plane is not None:
             self._control_plane.stop()
+        if self._real is not None:
+            killed = cleanup.kill_namespace_peers("net")
+            if killed:
+                self._progress(f"killed {killed} leftover process(es) of the sandbox's network namespace")
         self._update(final, message=message)
         self.layout.pid_file.unlink(missing_ok=True)
         self._progress(f"supervisor exiting ({final.value})")
@@ -204,12 +264,12 @@ def _popen_info(name: str, popen: subprocess.Popen[bytes], layout: Layout) -> Pr
     return ProcessInfo(name, popen.pid, instance.start_ticks(popen.pid) or 0, str(layout.logs))
 
 
-def _stop_popen(popen: subprocess.Popen[bytes]) -> None:
+def _stop_popen(popen: subprocess.Popen[bytes], timeout: float = AGENT_STOP_TIMEOUT_S) -> None:
     if popen.poll() is not None:
         return
     popen.terminate()
     try:
-        popen.wait(AGENT_STOP_TIMEOUT_S)
+        popen.wait(timeout)
     except subprocess.TimeoutExpired:
         popen.kill()
         popen.wait()
@@ -231,6 +291,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--detach", action="store_true", help="fork; the parent exits at once")
     run.add_argument("--startup-timeout", type=float, default=DEFAULT_STARTUP_TIMEOUT_S)
     run.add_argument("--owner-pid", type=int, help="stop when this process exits")
+    run.add_argument("--kubelet", choices=("real", "simulated"), default="simulated")
+    run.add_argument("--api-listen-fd", type=int, help="real nodes: the host's listening socket for the API port")
     for name in ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager"):
         run.add_argument(f"--{name}", type=Path)
     return parser.parse_args(argv)
@@ -257,7 +319,15 @@ def main(argv: list[str] | None = None) -> int:
         ticks = instance.start_ticks(args.owner_pid)
         owner = instance.PidRecord(args.owner_pid, ticks if ticks is not None else -1)
     cfg = SupervisorConfig(
-        args.workdir, args.profile, args.nodes, args.mode, _binaries(args), args.startup_timeout, owner
+        args.workdir,
+        args.profile,
+        args.nodes,
+        args.mode,
+        _binaries(args),
+        args.startup_timeout,
+        owner,
+        args.kubelet,
+        args.api_listen_fd,
     )
     return Supervisor(cfg).run()
 

@@ -7,6 +7,12 @@ Socket names carry the plugin pod's UID, so two plugin pods of a rolling update 
 Input hygiene (validation.py): a DRA request with too many claims is refused (INVALID_ARGUMENT), messages
 over ``MAX_MESSAGE_BYTES`` are refused by gRPC, and an invalid claim reference gets a per-claim error
 without reaching the handler.
+
+Health (v1alpha1 and v1, health.py): each NodeWatchResources stream carries the full snapshot of every
+device's health at once on connect, on every change, and again every 15 s (``HEALTH_RESEND_S``, the
+``health_resend_s`` argument) without a change: the kubelet shows a device as ``Unknown`` in the pod's
+``allocatedResourcesStatus`` once its last report is older than the 30 s sent as
+``health_check_timeout_seconds``. A stream ends as soon as its client goes away or the server stops.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -32,6 +39,7 @@ from api.gen.pluginregistration.v1 import api_pb2_grpc as reg_grpc
 from dra_driver.k8s import shorten
 from dra_driver.kubeletplugin import protocol as proto
 from dra_driver.kubeletplugin import validation
+from dra_driver.kubeletplugin.health import HEALTH_CHECK_TIMEOUT_S, HEALTH_RESEND_S, HealthFeed
 
 log = logging.getLogger(__name__)
 REGISTRATION_MAX_MESSAGE_BYTES = 64 * 1024  # the kubelet sends a bool and an error string
@@ -98,38 +106,45 @@ def _dra_servicer(base: type, version: str, handler: DraHandler) -> Any:
     return Servicer()
 
 
-def _health_servicer(base: type, pb: Any, handler: DraHandler, stopping: threading.Event) -> Any:
+def _health_servicer(base: type, pb: Any, feed: HealthFeed) -> Any:
     class Servicer(base):  # type: ignore[misc]
         def NodeWatchResources(self, request: Any, context: Any) -> Iterator[Any]:
-            last: list[tuple[str, str, int, str]] | None = None
-            while context.is_active() and not stopping.is_set():
-                snapshot = handler.health(timeout=0.0 if last is None else 2.0)
-                if snapshot != last:
-                    last = snapshot
-                    yield pb.NodeWatchResourcesResponse(
-                        devices=[
-                            pb.DeviceHealth(
-                                device=pb.DeviceIdentifier(pool_name=pool, device_name=name),
-                                health=status,
-                                message=message,
-                                health_check_timeout_seconds=30,
-                            )
-                            for pool, name, status, message in snapshot
-                        ]
-                    )
+            context.add_callback(feed.wake)  # the client went away: the stream stops waiting at once
+            for snapshot in feed.stream(context.is_active):
+                now = int(time.time())
+                yield pb.NodeWatchResourcesResponse(
+                    devices=[
+                        pb.DeviceHealth(
+                            device=pb.DeviceIdentifier(pool_name=pool, device_name=name),
+                            health=status,
+                            message=message,
+                            last_updated_time=now,
+                            health_check_timeout_seconds=HEALTH_CHECK_TIMEOUT_S,
+                        )
+                        for pool, name, status, message in snapshot
+                    ]
+                )
 
     return Servicer()
 
 
 class PluginServer:
-    def __init__(self, driver_name: str, dra_socket: Path, registration_socket: Path, handler: DraHandler) -> None:
+    def __init__(
+        self,
+        driver_name: str,
+        dra_socket: Path,
+        registration_socket: Path,
+        handler: DraHandler,
+        health_resend_s: float = HEALTH_RESEND_S,
+    ) -> None:
         self.driver_name = driver_name
         self.dra_socket = dra_socket
         self.registration_socket = registration_socket
         self.handler = handler
         self.registered = threading.Event()
         self.registration_error = ""
-        self._stopping = threading.Event()
+        self.health_resend_s = health_resend_s
+        self._health: HealthFeed | None = None
         self._dra: grpc.Server | None = None
         self._reg: grpc.Server | None = None
 
@@ -150,14 +165,12 @@ class PluginServer:
         dra_v1beta1.add_DRAPluginServicer_to_server(
             _dra_servicer(dra_v1beta1.DRAPluginServicer, proto.DRA_V1BETA1, self.handler), dra
         )
+        feed = self._health = HealthFeed(self.handler.health, self.health_resend_s)
         health_v1alpha1.add_DRAResourceHealthServicer_to_server(
-            _health_servicer(
-                health_v1alpha1.DRAResourceHealthServicer, health_v1alpha1_pb, self.handler, self._stopping
-            ),
-            dra,
+            _health_servicer(health_v1alpha1.DRAResourceHealthServicer, health_v1alpha1_pb, feed), dra
         )
         health_v1.add_DRAResourceHealthServicer_to_server(
-            _health_servicer(health_v1.DRAResourceHealthServicer, health_v1_pb, self.handler, self._stopping), dra
+            _health_servicer(health_v1.DRAResourceHealthServicer, health_v1_pb, feed), dra
         )
         dra.add_insecure_port(f"unix://{self.dra_socket}")
         dra.start()
@@ -197,7 +210,8 @@ class PluginServer:
         return Registration()
 
     def stop(self, grace: float = 5.0) -> None:
-        self._stopping.set()
+        if self._health is not None:
+            self._health.close()  # health streams end now, not after the grace period
         for server, sock in ((self._reg, self.registration_socket), (self._dra, self.dra_socket)):
             if server is not None:
                 server.stop(grace).wait()

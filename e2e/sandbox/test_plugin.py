@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,7 +49,8 @@ def _minimal_version(spec: dict[str, Any]) -> str:
     0.5.0, a mount with a type 0.4.0, anything else 0.3.0."""
     if any(d["name"][0].isdigit() for d in spec["devices"]):
         return "0.5.0"
-    if any("type" in m for d in spec["devices"] for m in d["containerEdits"].get("mounts", [])):
+    edits = [spec["containerEdits"], *(d["containerEdits"] for d in spec["devices"])]
+    if any("type" in m for e in edits for m in e.get("mounts", [])):
         return "0.4.0"
     return "0.3.0"
 
@@ -58,6 +60,10 @@ def _check_spec(spec: dict[str, Any], uuids: list[str]) -> None:
     assert spec["cdiVersion"] == _minimal_version(spec)
     env = spec["containerEdits"]["env"]
     assert f"NVIDIA_VISIBLE_DEVICES={','.join(uuids)}" in env and f"CUDA_VISIBLE_DEVICES={','.join(uuids)}" in env
+    assert "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64" in env
+    mounts = {m["containerPath"]: m for m in spec["containerEdits"]["mounts"]}
+    cuda = mounts["/usr/local/nvidia/lib64/libcuda.so.1"]  # from the node's simulated driver installation
+    assert "/driver-root/" in cuda["hostPath"] and Path(cuda["hostPath"]).is_file() and "ro" in cuda["options"]
 
 
 def test_whole_gpu_claims_run_with_their_gpu_uuid(

@@ -12,7 +12,8 @@ from tests.cdi.specs import CLAIM_UID, KIND
 
 def test_docs_example_matches_the_rendered_spec() -> None:
     page = (Path(__file__).parents[2] / "docs" / "cdi.md").read_text()
-    (block,) = re.findall(r"```json\n(.*?)```", page, re.S)
+    section = page.split("## A claim's spec", 1)[0]  # that section's example is the plugin's (tests/kubelet_plugin)
+    (block,) = re.findall(r"```json\n(.*?)```", section, re.S)
     nodes = tuple(
         DeviceNode(p) for p in ("/dev/nvidia1", "/dev/nvidia-caps/nvidia-cap30", "/dev/nvidia-caps/nvidia-cap31")
     )

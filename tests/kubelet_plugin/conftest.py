@@ -1,5 +1,6 @@
 """The driver under test: a real checkpoint and CDI directory, ``FakeHardware``, an inventory discovered from a
-simulated DGX A100, and a stand-in for the two API calls the driver makes (GET the claim, PATCH its status)."""
+simulated DGX A100, the files of a simulated driver installation (in every CDI spec), and a stand-in for the two
+API calls the driver makes (GET the claim, PATCH its status)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from typing import Any
 
 import pytest
 
+from dra_driver.cdi import ContainerEdits
+from dra_driver.driver_root import discover_driver_files
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import MERGE_PATCH, ApiError
 from dra_driver.kubeletplugin.protocol import ClaimRef
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
+from kubelet_plugin.cdi_specs import driver_edits
 from kubelet_plugin.checkpoint import Checkpoint
 from kubelet_plugin.driver import GpuDriver
+from nvml_sim.build import library_path
+from nvml_sim.driver_install import install
 from tests.conftest import MachineFactory
 from tests.kubelet_plugin.fakes import FakeHardware
 
@@ -92,6 +98,7 @@ class Node:
     api: ClaimStandIn = field(default_factory=ClaimStandIn)
     boot: str = BOOT
     drivers: list[GpuDriver] = field(default_factory=list)
+    driver_files: ContainerEdits = field(default_factory=ContainerEdits)  # cdi_specs.driver_edits
 
     @property
     def cdi_dir(self) -> Path:
@@ -108,6 +115,7 @@ class Node:
             self.cdi_dir,
             self.root / "mps",
             {},
+            self.driver_files,
         )
         self.drivers.append(d)
         return d
@@ -125,7 +133,8 @@ def node(machine: MachineFactory, tmp_path: Path) -> Iterator[Node]:
     machine("dgx-a100", init=False)
     with Nvml() as nvml:
         inventory = discover(nvml)
-    n = Node(tmp_path, inventory)
+    root = install(tmp_path / "driver-root", inventory.driver_version, library_path())
+    n = Node(tmp_path, inventory, driver_files=driver_edits(discover_driver_files(root)))
     yield n
     for d in n.drivers:
         d.shutdown()

@@ -1,6 +1,8 @@
-"""API timeouts are settings, resolved once and kept inside the kubelet's deadline."""
+"""Settings are resolved once: API timeouts kept inside the kubelet's deadline, the driver root, numbers checked."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +12,7 @@ from kubelet_plugin.settings import parse
 
 @pytest.fixture(autouse=True)
 def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for env in ("API_CONNECT_TIMEOUT", "API_READ_TIMEOUT"):
+    for env in ("API_CONNECT_TIMEOUT", "API_READ_TIMEOUT", "DRIVER_ROOT", "HOST_DRIVER_ROOT"):
         monkeypatch.delenv(env, raising=False)
 
 
@@ -56,3 +58,21 @@ def test_a_socket_path_too_long_for_unix_sockets_is_refused_naming_the_directory
         parse(["--node-name", "n", "--plugins-dir", "/" + "d" * 100])
     err = capsys.readouterr().err
     assert "--plugins-dir: the socket" in err and "at most 107: use a shorter directory" in err
+
+
+def test_the_driver_root_defaults_to_the_hosts_root() -> None:
+    s = parse(["--node-name", "n"])
+    assert (s.driver_root, s.host_driver_root, s.nvml_lib) == (Path("/"), "/", None)
+
+
+def test_a_mounted_driver_root_names_the_host_directory_for_cdi_mounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIVER_ROOT", "/driver-root")
+    s = parse(["--node-name", "n", "--host-driver-root", "/run/nvidia/driver"])
+    assert (s.driver_root, s.host_driver_root) == (Path("/driver-root"), "/run/nvidia/driver")
+    assert parse(["--node-name", "n"]).host_driver_root == "/driver-root"  # default: the same directory
+
+
+def test_a_relative_host_driver_root_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--node-name", "n", "--host-driver-root", "run/nvidia/driver"])
+    assert "--host-driver-root: 'run/nvidia/driver' must be an absolute path" in capsys.readouterr().err

@@ -14,8 +14,9 @@ from dra_driver.classes import device_classes
 from dra_driver.k8s import Kube
 from e2e.fixtures import Sandbox, running_sandbox
 from sandbox import instance, nodestate
-from sandbox.commands import sandbox_down, sandbox_kubeconfig, sandbox_status, sandbox_up
+from sandbox.commands import sandbox_down, sandbox_up
 from sandbox.layout import Layout
+from sandbox.report import sandbox_kubeconfig, sandbox_status
 from sandbox.status import State, read_status
 from tests.sandbox.helpers import eventually, living
 
@@ -78,7 +79,7 @@ def test_a_gpu_sandbox_allocates_with_the_shipped_classes_and_never_reuses_anoth
         )
         assert sandbox_up("dgx-h100", 1, workdir) == 2
         assert (
-            "with --profile dgx-a100 --nodes 1 --mode whole; you asked for --profile dgx-h100"
+            "with --profile dgx-a100 --nodes 1 --mode whole --kubelet simulated; you asked for --profile dgx-h100"
             in capsys.readouterr().err
         )
         assert sandbox_down(workdir, keep_state=True) == 0

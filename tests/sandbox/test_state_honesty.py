@@ -65,7 +65,7 @@ def test_up_with_other_arguments_than_the_running_sandbox_fails_naming_the_diffe
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (
-        f"a sandbox is running in {layout.root} with --profile dgx-a100 --nodes 1 --mode whole; "
+        f"a sandbox is running in {layout.root} with --profile dgx-a100 --nodes 1 --mode whole --kubelet simulated; "
         "you asked for --profile dgx-h100: run `dra-gpu sandbox down` first\n"
     )
 
