@@ -29,13 +29,16 @@ HOST_INTERFACES: list[str] = []
 
 
 @pytest.fixture(scope="module")
-def real_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def real_sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The module's sandbox: ``SANDBOX = (profile, nodes, mode)`` in the test module, else dgx-a100, 1, mig."""
     reason = why_not_real()
     if reason:
         pytest.skip(reason)
+    profile, nodes, mode = getattr(request.module, "SANDBOX", ("dgx-a100", 1, "mig"))
     workdir = tmp_path_factory.mktemp("realnode")
-    HOST_INTERFACES.extend(sorted(os.listdir("/sys/class/net")))
-    with running_sandbox(workdir, "dgx-a100", 1, mode="mig", kubelet="real") as running:
+    if not HOST_INTERFACES:
+        HOST_INTERFACES.extend(sorted(os.listdir("/sys/class/net")))
+    with running_sandbox(workdir, profile, nodes, mode=mode, kubelet="real") as running:
         yield running
 
 
