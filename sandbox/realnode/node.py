@@ -26,6 +26,8 @@ from sandbox.processes import ChildProcess, ProcessSpec, spawn
 from sandbox.realnode import cgroups, cleanup, mounts
 from sandbox.realnode.config import CONTAINERD_SOCKET, NodeConfig, cni_conflist, containerd_toml, kubelet_config
 
+PAUSE_ALIASES = ("registry.k8s.io/pause:3.10",)
+"""Names under which the local pause image is also known (nothing can be pulled in the sandbox)."""
 CONTAINERD_READY_S = 60.0
 PLUGIN_RESTART_DELAY_S = 1.0
 STOP_TIMEOUT_S = 10.0
@@ -122,6 +124,8 @@ class NodeAgent:
         self._wait_containerd()
         for archive in s.images:
             self._ctr("images", "import", "--local", archive)
+        for alias in PAUSE_ALIASES:  # manifests written for real clusters (deploy/examples) run unchanged
+            self._ctr("images", "tag", "--force", s.pause_image, alias)
         self.log(f"containerd ready, {len(s.images)} image(s) imported")
         if s.plugin_argv:
             self.plugin = self._spawn_plugin()
