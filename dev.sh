@@ -55,7 +55,7 @@ test_all() {
     echo "==> mypy";        "$VENV/bin/mypy"
     echo "==> import layers"; "$VENV/bin/lint-imports"
     echo "==> control-plane and node binaries for the sandbox tests (built once into ~/.cache/dra-driver)"
-    "$PY" -m sandbox.binaries --node
+    "$PY" -m sandbox.binaries --node --helm
     echo "==> pytest"
     local rc=0
     "$PY" -m pytest "$@" || rc=$?

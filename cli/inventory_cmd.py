@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     with nvml_source.open_nvml(args) as nvml:
-        inv = discover(nvml)
+        inv = discover(nvml, nvml_source.sysfs_root(args))
     if args.output == "table":
         sys.stdout.write(render_table(inv))
     else:

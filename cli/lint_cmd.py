@@ -49,9 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def profile_slices(profile: str, modes: tuple[GpuMode, ...], driver: str = DEFAULT_DRIVER) -> dict[str, list[Any]]:
     """The ResourceSlices a fresh simulated ``profile`` machine publishes in each mode (node named ``profile``)."""
     with tempfile.TemporaryDirectory(prefix="dra-lint-") as tmp:
-        SimulatedMachine.create(Path(tmp) / "machine.json", profile).activate()
+        machine = SimulatedMachine.create(Path(tmp) / "machine.json", profile)
+        machine.activate()
         with Nvml() as nvml:
-            inventory = discover(nvml)
+            inventory = discover(nvml, machine.sysfs_root())
     out = {}
     for mode in modes:
         pool = build_pool(inventory, {g.index: mode for g in inventory.gpus}, Capabilities(), driver, profile)

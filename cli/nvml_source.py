@@ -32,14 +32,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def sysfs_root(args: argparse.Namespace) -> Path:
+    """Where GPU placement (NUMA node, PCIe root) is read: the simulated machine's sysfs, else /sys."""
+    return Path(getattr(args, "_sysfs_root", "/sys"))
+
+
 @contextlib.contextmanager
 def open_nvml(args: argparse.Namespace) -> Iterator[Nvml]:
-    """An open NVML session as the arguments ask for it."""
+    """An open NVML session as the arguments ask for it (a simulated machine's sysfs: ``sysfs_root(args)``)."""
     with contextlib.ExitStack() as stack:
+        machine = None
         if args.simulate:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dra-sim-")))
-            SimulatedMachine.create(tmp / "machine.json", args.simulate).activate()
+            machine = SimulatedMachine.create(tmp / "machine.json", args.simulate)
         elif args.sim_state:
-            SimulatedMachine(args.sim_state).activate()
+            machine = SimulatedMachine(args.sim_state)
+        if machine is not None:
+            machine.activate()
+            args._sysfs_root = str(machine.sysfs_root())
         nvml = stack.enter_context(Nvml(args.nvml_lib))
         yield nvml

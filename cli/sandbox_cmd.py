@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from nvml_sim.hardware import MACHINE_PROFILES
-from sandbox import commands, report
+from sandbox import commands, faults, report
 from sandbox.demo import run as run_demo
 
 
@@ -39,9 +39,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="keep the node state for the next up with the same profile",
     )
     status = ops.add_parser("status", help="describe the running sandbox; exit 1 unless it is ready")
+    status.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text (default) or json: the status document with each node's plugin metrics URL",
+    )
     kubeconfig = ops.add_parser("kubeconfig", help="print the path of the running sandbox's admin kubeconfig")
+    fault = ops.add_parser("fault", help="inject a GPU fault: lost, xid CODE, or none to clear it")
+    fault.add_argument("node", metavar="NODE")
+    fault.add_argument("--gpu", type=int, required=True, help="GPU index on that node")
+    fault.add_argument("kind", choices=faults.KINDS, metavar="{lost,xid,none}")
+    fault.add_argument("code", type=int, nargs="?", help="the XID, for xid (e.g. 79, 48, 63)")
     p.add_argument("--workdir", type=Path, default=None, help="sandbox directory (env DRA_SANDBOX_DIR)")
-    for op_parser in (up, down, status, kubeconfig):  # also after the operation: sandbox up --workdir DIR
+    for op_parser in (up, down, status, kubeconfig, fault):  # also after the operation: sandbox up --workdir DIR
         op_parser.add_argument("--workdir", type=Path, default=argparse.SUPPRESS, help="sandbox directory")
     p.set_defaults(func=run)
     demo = sub.add_parser("demo", help="the main job: sandbox + simulated DGX A100 + example claims, end to end")
@@ -57,5 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.op == "down":
         return commands.sandbox_down(args.workdir, keep_state=args.keep_state)
     if args.op == "status":
-        return report.sandbox_status(args.workdir)
+        return report.sandbox_status(args.workdir, args.output)
+    if args.op == "fault":
+        return faults.sandbox_fault(args.node, args.gpu, args.kind, args.code, args.workdir)
     return report.sandbox_kubeconfig(args.workdir)

@@ -93,7 +93,7 @@ def run_slices(args: argparse.Namespace) -> int:
     config = _config(args)
     labels = _labels(args.label)
     with nvml_source.open_nvml(args) as nvml:
-        inv = discover(nvml)
+        inv = discover(nvml, nvml_source.sysfs_root(args))
     modes = {g.index: config.mode_for(labels, g.index, g.uuid, g.product_name) for g in inv.gpus}
     pool = build_pool(inv, modes, caps, args.driver, args.node)
     for note in pool.notes:

@@ -69,7 +69,8 @@ class Gpu:
     multiprocessors: int
     pci_bus_id: str  # "0000:07:00.0"
     pci_device_id: int
-    numa_node: int | None
+    numa_node: int | None  # the PCI device's NUMA node (sysfs); None on a machine without NUMA
+    pcie_root: str | None  # the PCIe root complex above the GPU, as sysfs names it: "pci0000:00"
     compute_mode: int
     mig_capable: bool
     mig_enabled: bool
@@ -157,6 +158,7 @@ def gpu_json(g: Gpu) -> dict[str, Any]:
         "pciBusID": g.pci_bus_id,
         "pciDeviceID": f"0x{g.pci_device_id:08X}",
         "numaNode": g.numa_node,
+        "pcieRoot": g.pcie_root,
         "computeMode": g.compute_mode,
         "migCapable": g.mig_capable,
         "migEnabled": g.mig_enabled,

@@ -90,6 +90,8 @@ class PluginNode:
             str(self.root / "partitioning.yaml"),
             "--driver-root",
             str(install(self.root / "driver-root", self.machine.state()["driverVersion"], library_path())),
+            "--sysfs-root",
+            str(self.machine.sysfs_root()),
             *extra,
         ]
         with open(log, "wb") as out:

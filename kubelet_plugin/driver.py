@@ -10,6 +10,7 @@ one place exceptions become the per-claim error string.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -26,7 +27,8 @@ from kubelet_plugin.claim_status import ClaimApi, claim_path, write_device_statu
 from kubelet_plugin.hardware import GpuHardware
 from kubelet_plugin.locks import GpuLocks
 from kubelet_plugin.logs import ClaimLogger
-from kubelet_plugin.plan import ClaimRejected, Context, plan_claim
+from kubelet_plugin.metrics import PluginMetrics
+from kubelet_plugin.plan import ClaimRejected, Context, check_available, plan_claim
 from kubelet_plugin.records import DeviceRecord
 from kubelet_plugin.spec_files import SpecFiles
 from kubelet_plugin.transaction import ClaimTransaction, UndoFailed
@@ -68,6 +70,7 @@ class GpuDriver:
         driver_edits: ContainerEdits,
         dynamic_mig: bool = True,
         answer_within_s: float = ANSWER_WITHIN_S,
+        metrics: PluginMetrics | None = None,
     ) -> None:
         self.driver = driver
         self.node = node
@@ -83,6 +86,8 @@ class GpuDriver:
         self.locks = GpuLocks()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="claim")
         self._status_writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="claim-status")
+        self.metrics = metrics if metrics is not None else PluginMetrics()
+        self.metrics.watch_claims(checkpoint.claims)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
@@ -114,24 +119,30 @@ class GpuDriver:
 
     def _prepare_reported(self, ref: ClaimRef) -> PrepareResult:
         clog = ClaimLogger(log, ref)
+        started = time.monotonic()
         try:
             devices = self.prepare_claim(ref, clog)
         except Exception as exc:
+            self.metrics.observe_prepare(time.monotonic() - started, exc)
             message = per_claim_error(exc)
             expected = isinstance(exc, ClaimRejected | ApiError | UndoFailed)
             clog.error("prepare failed: %s", message, exc_info=not expected)
             return PrepareResult(error=message)
+        self.metrics.observe_prepare(time.monotonic() - started)
         clog.info("prepared %d device(s): %s", len(devices), ", ".join(d.device for d in devices))
         return PrepareResult(devices=devices)
 
     def _unprepare_reported(self, ref: ClaimRef) -> str:
         clog = ClaimLogger(log, ref)
+        started = time.monotonic()
         try:
             self.unprepare_claim(ref.uid)
         except Exception as exc:
+            self.metrics.observe_unprepare(time.monotonic() - started, exc)
             message = per_claim_error(exc)
             clog.error("unprepare failed: %s", message, exc_info=not isinstance(exc, UndoFailed))
             return message
+        self.metrics.observe_unprepare(time.monotonic() - started)
         clog.info("unprepared")
         return ""
 
@@ -155,6 +166,7 @@ class GpuDriver:
             raise ClaimRejected(f"claim {ref.namespace}/{ref.name} not found: it was deleted")
         ctx = Context(self.driver, self.node, self.inventory(), str(self.mps_root), self.dynamic_mig)
         planned = plan_claim(ctx, ref, claim, [])  # validate everything before taking locks
+        check_available(planned, self.hardware.unavailable)  # a missing driver tool: refused, nothing touched
         with self.locks.hold(_gpus(planned)):
             others = [r for uid, r in self.checkpoint.claims().items() if uid != ref.uid]
             planned = plan_claim(ctx, ref, claim, others)

@@ -7,7 +7,7 @@ does not fit the device, a time-slice interval that conflicts with the GPU's oth
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, assert_never
 
@@ -41,7 +41,7 @@ class Context:
     driver: str
     node: str
     inventory: Inventory
-    mps_root: str  # host directory holding each claim's MPS pipe directory
+    mps_root: str  # host directory holding the pipe directory of each MPS control daemon
     dynamic_mig: bool = True  # partitions made per claim; False: static MIG, claims get existing MIG devices
 
 
@@ -105,20 +105,24 @@ def _hardware(ctx: Context, ref: DeviceRef, device: str, config: DriverConfig) -
             assert_never(ref)
 
 
-def _mps(ctx: Context, claim: ClaimRef, config: DriverConfig, result: Mapping[str, Any]) -> MpsSettings | None:
+def _mps_daemon(ref: DeviceRef, device: str) -> str:
+    """The MPS control daemon a device uses: a MIG device's own, else its GPU's (one daemon per CUDA device: in
+    EXCLUSIVE_PROCESS compute mode a GPU takes one MPS server, so claims sharing a GPU share its daemon)."""
+    return device if isinstance(ref, MigRef) else f"gpu-{ref.minor}"
+
+
+def _mps(ctx: Context, daemon: str, config: DriverConfig, result: Mapping[str, Any]) -> MpsSettings | None:
     consumed = result.get("consumedCapacity") or {}
     if isinstance(config.sharing, Mps):
         m = config.sharing
         limits = m.per_device_pinned_memory_limit
         if m.default_pinned_device_memory_limit is not None:
             limits = (("default", m.default_pinned_device_memory_limit), *limits)
-        return MpsSettings(
-            f"mps-{claim.uid}", f"{ctx.mps_root}/{claim.uid}", m.default_active_thread_percentage, limits
-        )
+        return MpsSettings(daemon, f"{ctx.mps_root}/{daemon}", m.default_active_thread_percentage, limits)
     if consumed:  # a share of a shared GPU: its limits come from what the scheduler granted
         percentage = int(quantity.parse(consumed["compute"])) if "compute" in consumed else None
         limits = (("default", quantity.parse(consumed["memory"])),) if "memory" in consumed else ()
-        return MpsSettings(f"mps-{claim.uid}", f"{ctx.mps_root}/{claim.uid}", percentage, limits)
+        return MpsSettings(daemon, f"{ctx.mps_root}/{daemon}", percentage, limits)
     return None
 
 
@@ -160,13 +164,20 @@ def plan_claim(
                     device=r["device"],
                     hardware=_hardware(ctx, ref, r["device"], config),
                     share_id=r.get("shareID"),
-                    mps=_mps(ctx, claim_ref, config, r),
+                    mps=_mps(ctx, _mps_daemon(ref, r["device"]), config, r),
                 )
             )
     except ConfigError as exc:
         raise ClaimRejected(f"invalid configuration: {exc}") from exc
     _check_intervals(claim_ref, records, others)
     return tuple(records)
+
+
+def check_available(records: Iterable[DeviceRecord], unavailable: Callable[[DeviceRecord], str | None]) -> None:
+    """Refuse a claim a device of which needs what this node lacks (``GpuHardware.unavailable``: a driver tool)."""
+    reasons = [why for r in records if (why := unavailable(r)) is not None]
+    if reasons:
+        raise ClaimRejected("; ".join(dict.fromkeys(reasons)))
 
 
 def _check_intervals(claim_ref: ClaimRef, records: list[DeviceRecord], others: Iterable[ClaimRecord]) -> None:

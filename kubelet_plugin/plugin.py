@@ -1,9 +1,10 @@
 """The kubelet plugin daemon: wiring, start-up, the publish loop, health endpoints, graceful shutdown.
 
-Start-up: settings -> driver files under ``--driver-root`` -> NVML session (the driver root's
+Start-up: settings -> Prometheus ``/metrics`` (``--metrics-port``, off by default; kubelet_plugin/metrics.py,
+docs/metrics.md) -> driver files under ``--driver-root`` -> NVML session (the driver root's
 ``libnvidia-ml.so.1`` unless ``--nvml-lib``) -> API capabilities -> inventory -> checkpoint -> repair -> gRPC
 services (DRA socket, then registration) -> slice reconciler (ready after its first publication). A fatal error
-at start-up (no driver under the driver root, no NVML) is one log line and exit code 1. A loop
+at start-up (no driver under the driver root, no NVML, the metrics port in use) is one log line and exit code 1. A loop
 re-scans the hardware every ``rescan_seconds`` and hands the pool to the reconciler, which publishes it
 (no write when nothing changed), restores slices changed or deleted by others and retries while the API
 server is away; the loop itself never waits for the API server. Every API request has the timeouts of
@@ -28,6 +29,7 @@ from dra_driver.inventory import Inventory
 from dra_driver.k8s import Kube, resource_path
 from dra_driver.kubeletplugin.server import PluginServer
 from dra_driver.nvml.discovery import discover
+from dra_driver.nvml.events import EventWatcher, GpuEvent
 from dra_driver.nvml.session import Nvml
 from dra_driver.resourceslice.probe import probe
 from dra_driver.resourceslice.publisher import PublishResult, SlicePublisher
@@ -37,10 +39,12 @@ from kubelet_plugin import logs
 from kubelet_plugin.cdi_specs import driver_edits, read_mig_minors
 from kubelet_plugin.checkpoint import Checkpoint, read_boot_id
 from kubelet_plugin.driver import GpuDriver
+from kubelet_plugin.gpu_health import GpuHealth
 from kubelet_plugin.hardware import HardwareOps
+from kubelet_plugin.metrics import MetricsServer, PluginMetrics
+from kubelet_plugin.mps_supervisor import MpsSupervisor
 from kubelet_plugin.repair import repair
 from kubelet_plugin.settings import Settings, parse
-from kubelet_plugin.sharing import choose_time_slicer
 
 log = logging.getLogger(__name__)
 HEALTHY, UNHEALTHY = 1, 2
@@ -73,10 +77,18 @@ class Plugin:
         self.settings = settings
         self.stopping = threading.Event()
         self.ready = threading.Event()
+        self.metrics = PluginMetrics()
+        self.metrics_server = (  # first: a port in use fails the start before anything else is touched
+            MetricsServer(self.metrics.registry, settings.metrics_address, settings.metrics_port)
+            if settings.metrics_port
+            else None
+        )
+        if self.metrics_server is not None:
+            log.info("metrics on %s:%d/metrics", settings.metrics_address, self.metrics_server.port)
         files = discover_driver_files(settings.driver_root, settings.host_driver_root)
         self.nvml = Nvml(settings.nvml_lib or files.nvml_library)
         self.nvml.open()
-        self._inventory = discover(self.nvml)
+        self._inventory = discover(self.nvml, self.settings.sysfs_root)
         self.driver_files = _matching_nvml(files, self._inventory.driver_version)
         log.info(
             "driver %s under %s: %d libraries, %d binaries, %d firmware files",
@@ -101,18 +113,25 @@ class Plugin:
             settings.node_name,
             self.kube,
             Checkpoint.load(settings.state_dir / "checkpoint.json", read_boot_id(settings.boot_id_file)),
-            HardwareOps(self.nvml, choose_time_slicer(settings.state_dir)),
+            HardwareOps.for_driver(self.nvml, self.driver_files, settings.state_dir / "mps"),
             lambda: self._inventory,
             settings.cdi_dir,
             settings.state_dir / "mps",
             read_mig_minors(),
             driver_edits(self.driver_files),
+            metrics=self.metrics,
         )
+        self.metrics.watch_gpus(lambda: self._inventory)
         self.slices = SliceReconciler(
-            SlicePublisher.for_node(self.kube, self.caps, settings.driver_name, settings.node_name),
+            SlicePublisher.for_node(
+                self.kube, self.caps, settings.driver_name, settings.node_name, self.metrics.slice_written
+            ),
             on_published=self._published,
         )
         self.server = PluginServer(settings.driver_name, settings.dra_socket, settings.registration_socket, self)
+        self.mps_supervisor = MpsSupervisor(self.driver)  # restarts MPS daemons that die
+        self.gpu_health = GpuHealth(settings.driver_name, settings.xid_quiet_seconds, settings.ignored_xids)
+        self.events = EventWatcher(self.nvml, lambda: [(g.index, g.uuid) for g in self._inventory.gpus], self._on_event)
         self._rescan: threading.Thread | None = None
 
     @staticmethod
@@ -132,14 +151,16 @@ class Plugin:
         return self.driver.unprepare(claims)
 
     def health(self, timeout: float) -> list[tuple[str, str, int, str]]:
-        """Every device ever published, by its GPU: healthy while NVML answers for the GPU."""
+        """Every device ever published, by its GPU: healthy while NVML answers for the GPU and it has no fatal
+        XID or ECC condition (gpu_health.py)."""
         with self._health_changed:
             if timeout:
                 self._health_changed.wait(timeout)
             inv = self._inventory
             devices = dict(self._device_gpu)
-        healthy = {g.index for g in inv.gpus}
         reasons = {u.index: u.reason for u in inv.unhealthy}
+        reasons |= {g.index: r for g in inv.gpus if (r := self.gpu_health.unhealthy_reason(g.uuid))}
+        healthy = {g.index for g in inv.gpus} - set(reasons)
         node = self.settings.node_name
         return sorted(
             (node, name, HEALTHY if gpu in healthy else UNHEALTHY, reasons.get(gpu, ""))
@@ -155,6 +176,8 @@ class Plugin:
         )
         report = repair(self.driver, mig_gpus)
         log.info("repair done: %s", report)
+        self.mps_supervisor.start()
+        self.events.start()
         self.server.start()
         self.slices.start()
         self.publish()
@@ -163,9 +186,9 @@ class Plugin:
 
     def publish(self) -> None:
         """Build the pool from the current inventory and hand it to the reconciler (returns at once)."""
-        pool = build_pool(
-            self._inventory, self.modes(self._inventory), self.caps, self.settings.driver_name, self.settings.node_name
-        )
+        inv = self._inventory
+        taints = {g.index: self.gpu_health.taints(g.uuid) for g in inv.gpus}
+        pool = build_pool(inv, self.modes(inv), self.caps, self.settings.driver_name, self.settings.node_name, taints)
         for note in pool.notes:
             log.warning("slices: %s", note)
         with self._health_changed:
@@ -175,7 +198,15 @@ class Plugin:
                     self._device_gpu[device.name] = index
         self.slices.set_desired(pool)
 
+    def _on_event(self, event: GpuEvent) -> None:
+        """An NVML event: a new taint is published and reported to the kubelet at once."""
+        if self.gpu_health.event(event):
+            with self._health_changed:
+                self._health_changed.notify_all()
+            self.publish()
+
     def _published(self, result: PublishResult) -> None:
+        self.metrics.published(sum(len(spec.get("devices") or []) for spec in result.slices.values()))
         if result.writes:
             log.info("published %d slice write(s), generation %d", result.writes, result.generation)
         if not self.ready.is_set():
@@ -185,9 +216,10 @@ class Plugin:
     def _rescan_loop(self) -> None:
         while not self.stopping.wait(self.settings.rescan_seconds):
             try:
-                inv = discover(self.nvml)
+                inv = discover(self.nvml, self.settings.sysfs_root)
+                recovered = self.gpu_health.recover(g.uuid for g in inv.gpus)
                 with self._health_changed:
-                    changed = inv != self._inventory
+                    changed = inv != self._inventory or recovered
                     self._inventory = inv
                     if changed:
                         self._health_changed.notify_all()
@@ -202,9 +234,13 @@ class Plugin:
         if self._rescan is not None:
             self._rescan.join(timeout=30)
         self.slices.stop()
+        self.events.stop()
+        self.mps_supervisor.stop()  # the daemons keep running for the containers and the next plugin
         self.driver.shutdown()  # finish claims in flight before NVML goes away
         self.nvml.close()
         self._state_lock.close()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
 
 
 def _serve_health(plugin: Plugin, port: int) -> None:

@@ -63,8 +63,8 @@ HARDWARE_KEYS: dict[type, str] = {  # JSON key of each hardware kind
 
 @dataclass(frozen=True)
 class MpsSettings:
-    control_daemon: str  # identity of the MPS control daemon serving this claim
-    pipe_directory: str
+    control_daemon: str  # the MPS control daemon serving this device: gpu-<minor> or the MIG device's name
+    pipe_directory: str  # the daemon's CUDA_MPS_PIPE_DIRECTORY (its log directory is <pipe>/log)
     active_thread_percentage: int | None = None
     pinned_memory_limits: tuple[tuple[str, int], ...] = ()  # (device index or UUID, bytes)
 

@@ -7,7 +7,11 @@
    the hardware) are undone to the end; one the hardware still refuses stays recorded for the re-scan.
 3. MIG partitions on GPUs the driver partitions dynamically that no recorded claim owns are destroyed.
 4. CDI specs of our kind that belong to no completed claim, and stale temporary files, are removed.
-5. Time-slice intervals of GPUs no claim time-slices go back to the default.
+5. MPS control daemons no recorded claim uses are stopped; those of prepared claims that died are started
+   (``mps_supervisor.reconcile``; while the plugin runs, ``MpsSupervisor`` keeps them running).
+6. GPU-wide settings no claim holds go back to the default, as read from the GPU: a time-slice interval
+   (``nvidia-smi compute-policy -l``; left alone where it cannot be read) and the EXCLUSIVE_PROCESS compute
+   mode MPS needs (NVML).
 
 Every step works through the claim transaction and the ``GpuHardware`` interface.
 """
@@ -21,7 +25,10 @@ from dataclasses import dataclass
 
 from dra_driver import errors
 from kubelet_plugin.driver import GpuDriver
+from kubelet_plugin.hardware import DEFAULT_MODE, EXCLUSIVE_PROCESS, HARDWARE_ERRORS
+from kubelet_plugin.mps_supervisor import reconcile
 from kubelet_plugin.records import ClaimRecord, DeviceRecord, MigPartition, TimeSliceReplica
+from kubelet_plugin.sharing import UNKNOWN
 from kubelet_plugin.transaction import UndoFailed
 
 log = logging.getLogger(__name__)
@@ -34,12 +41,17 @@ class RepairReport:
     partitions_destroyed: int = 0
     specs_removed: int = 0
     unprepares_finished: int = 0
+    mps_started: int = 0
+    mps_stopped: int = 0
+    settings_reset: int = 0
 
     def __str__(self) -> str:
         return (
             f"re-prepared {self.reprepared} claim(s) after reboot, rolled back {self.rolled_back} interrupted "
             f"prepare(s), finished {self.unprepares_finished} interrupted unprepare(s), destroyed "
-            f"{self.partitions_destroyed} unowned MIG partition(s), removed {self.specs_removed} orphan CDI spec(s)"
+            f"{self.partitions_destroyed} unowned MIG partition(s), removed {self.specs_removed} orphan CDI spec(s), "
+            f"started {self.mps_started} and stopped {self.mps_stopped} MPS control daemon(s), reset "
+            f"{self.settings_reset} GPU setting(s) no claim holds"
         )
 
 
@@ -127,19 +139,26 @@ def _remove_orphan_specs(driver: GpuDriver) -> int:
     return removed
 
 
-def _reset_unused_intervals(driver: GpuDriver) -> None:
-    """A GPU whose last time-sliced claim went away mid-unprepare goes back to the default interval."""
-    in_use = {
-        d.hardware.gpu_uuid
-        for r in driver.checkpoint.claims().values()
-        for d in r.devices
-        if isinstance(d.hardware, TimeSliceReplica)
-    }
+def _restore_unused_settings(driver: GpuDriver) -> int:
+    """Time-slice intervals and compute modes that no recorded claim holds go back to the default."""
+    devices = [d for r in driver.checkpoint.claims().values() for d in r.devices]
+    sliced = {d.hardware.gpu_uuid for d in devices if isinstance(d.hardware, TimeSliceReplica)}
+    mps = {d.hardware.gpu_index for d in devices if d.mps is not None and not isinstance(d.hardware, MigPartition)}
+    reset = 0
     for gpu in driver.inventory().gpus:
-        # "unknown": nvidia-smi cannot report it, so reset it whenever no claim time-slices the GPU
-        if gpu.uuid not in in_use and driver.hardware.interval(gpu.uuid) != "Default":
-            log.warning("resetting the time-slice interval of GPU %d: no claim uses it", gpu.index)
-            driver.hardware.set_interval(gpu.uuid, "Default")
+        try:
+            interval = UNKNOWN if gpu.uuid in sliced else driver.hardware.interval(gpu.uuid)
+            if interval not in ("Default", UNKNOWN):
+                log.warning("resetting the %s time-slice interval of GPU %d: no claim uses it", interval, gpu.index)
+                driver.hardware.set_interval(gpu.uuid, "Default")
+                reset += 1
+            if gpu.index not in mps and driver.hardware.compute_mode(gpu.index) == EXCLUSIVE_PROCESS:
+                log.warning("resetting the EXCLUSIVE_PROCESS compute mode of GPU %d: no MPS claim uses it", gpu.index)
+                driver.hardware.set_compute_mode(gpu.index, DEFAULT_MODE)
+                reset += 1
+        except HARDWARE_ERRORS as exc:
+            log.error("could not check the sharing settings of GPU %d (next start-up retries): %s", gpu.index, exc)
+    return reset
 
 
 def repair(driver: GpuDriver, dynamic_mig_gpus: Iterable[int]) -> RepairReport:
@@ -152,13 +171,16 @@ def repair(driver: GpuDriver, dynamic_mig_gpus: Iterable[int]) -> RepairReport:
         reprepared = _reprepare_after_reboot(driver)
     rolled_back = _roll_back_interrupted(driver)
     finished = driver.retry_pending_unprepares()
-    _reset_unused_intervals(driver)
+    mps = reconcile(driver)
     report = RepairReport(
         reprepared=reprepared,
         rolled_back=rolled_back,
         partitions_destroyed=_destroy_unowned_partitions(driver, dynamic_mig_gpus),
         specs_removed=_remove_orphan_specs(driver),
         unprepares_finished=finished,
+        mps_started=mps.started,
+        mps_stopped=mps.stopped,
+        settings_reset=_restore_unused_settings(driver),
     )
     log.info("start-up repair: %s", report)
     return report

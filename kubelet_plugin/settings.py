@@ -25,10 +25,15 @@ class Settings:
     driver_root: Path  # where the NVIDIA driver is installed, as this process sees it (/ or a mount of it)
     host_driver_root: str  # the same directory as the host (its container runtime) sees it: CDI mount sources
     nvml_lib: Path | None  # a libnvidia-ml.so.1 to load instead of the one under driver_root
+    sysfs_root: Path  # the kernel's sysfs (/sys or a mount of the host's): the GPUs' NUMA nodes and PCIe roots
     kubeconfig: Path | None  # None: in-cluster
     partitioning_config: Path | None
     rescan_seconds: float
     health_port: int  # liveness/readiness HTTP port; 0 = off
+    metrics_port: int  # Prometheus /metrics HTTP port; 0 = off
+    metrics_address: str  # the address /metrics listens on
+    xid_quiet_seconds: float  # an XID/ECC taint clears after this long without a new event (gpu_health.py)
+    ignored_xids: frozenset[int]  # XIDs caused by applications: never tainted
     pod_uid: str  # makes socket names unique per plugin pod (rolling updates)
     log_json: bool
     boot_id_file: Path  # the kernel's boot ID; a change means the node rebooted since the checkpoint
@@ -68,10 +73,20 @@ _FLAGS: tuple[tuple[str, str, str, str], ...] = (
         "the driver root as the host sees it, for CDI mounts (default: --driver-root; set it when that is a mount)",
     ),
     ("--nvml-lib", "NVML_LIB", "", "path of libnvidia-ml.so.1 (default: the one under --driver-root)"),
+    ("--sysfs-root", "SYSFS_ROOT", "/sys", "the host's sysfs, where the GPUs' NUMA nodes and PCIe roots are read"),
     ("--kubeconfig", "KUBECONFIG", "", "kubeconfig (default: in-cluster)"),
     ("--partitioning-config", "PARTITIONING_CONFIG", "", "PartitioningConfig file (default: every GPU whole)"),
     ("--rescan-seconds", "RESCAN_SECONDS", "30", "hardware re-scan and republish period"),
     ("--health-port", "HEALTH_PORT", "0", "HTTP port for /healthz and /readyz (0: off)"),
+    ("--metrics-port", "METRICS_PORT", "0", "HTTP port for Prometheus /metrics (0: off; docs/metrics.md)"),
+    ("--metrics-address", "METRICS_ADDRESS", "0.0.0.0", "address /metrics listens on"),
+    (
+        "--xid-quiet-seconds",
+        "XID_QUIET_SECONDS",
+        "60",
+        "an XID/ECC device taint clears after this long without a new one",
+    ),
+    ("--ignored-xids", "IGNORED_XIDS", "13,31,43,45,68,109", "XIDs caused by applications: never tainted"),
     ("--pod-uid", "POD_UID", "", "plugin pod UID, for unique socket names (default: pid)"),
     ("--log-json", "LOG_JSON", "false", "log JSON lines"),
     ("--boot-id-file", "BOOT_ID_FILE", "/proc/sys/kernel/random/boot_id", "the kernel's boot ID"),
@@ -101,10 +116,15 @@ def parse(argv: list[str] | None = None) -> Settings:
         driver_root=Path(a.driver_root).absolute(),
         host_driver_root=a.host_driver_root or str(Path(a.driver_root).absolute()),
         nvml_lib=opt(a.nvml_lib),
+        sysfs_root=Path(a.sysfs_root).absolute(),
         kubeconfig=opt(a.kubeconfig),
         partitioning_config=opt(a.partitioning_config),
         rescan_seconds=_number(parser, "--rescan-seconds", a.rescan_seconds, float, 0.1, 86400),
         health_port=int(_number(parser, "--health-port", a.health_port, int, 0, 65535)),
+        metrics_port=int(_number(parser, "--metrics-port", a.metrics_port, int, 0, 65535)),
+        metrics_address=a.metrics_address,
+        xid_quiet_seconds=_number(parser, "--xid-quiet-seconds", a.xid_quiet_seconds, float, 1, 86400),
+        ignored_xids=_xids(parser, a.ignored_xids),
         pod_uid=a.pod_uid or str(os.getpid()),
         log_json=str(a.log_json).lower() in ("1", "true", "yes"),
         boot_id_file=Path(a.boot_id_file),
@@ -131,6 +151,13 @@ def _number(
     if not low <= number <= high:
         parser.error(f"{flag}: {number:g} is out of range ({low:g}..{high:g})")
     return number
+
+
+def _xids(parser: argparse.ArgumentParser, value: str) -> frozenset[int]:
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        parser.error(f"--ignored-xids: {value!r} is not a comma-separated list of XID numbers (e.g. 13,31,43)")
+    return frozenset(int(p) for p in parts)
 
 
 def _timeouts(parser: argparse.ArgumentParser, connect: str, read: str) -> Timeouts:

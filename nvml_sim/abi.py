@@ -4,6 +4,10 @@ Handles are opaque pointers whose value encodes what they name, so any process c
 against the shared state file:
 ``(kind << 48) | (gpu index << 16) | (GPU instance id << 8) | compute instance id``.
 A handle whose object no longer exists answers ``NVML_ERROR_INVALID_ARGUMENT``, as NVML does.
+Event sets belong to the process that created them (as in NVML): ``(EVENT_SET << 48) | set number``.
+
+Each exported function is bound to the C library as ``_py_<name>``; the library's exported C wrapper of that
+name calls it once the embedded Python runs (``csource.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from nvml_sim.store import StateStore
 
 STATE_ENV = "DRA_SIM_NVML_STATE"
 
-DEVICE, MIG_DEVICE, GPU_INSTANCE, COMPUTE_INSTANCE = 1, 2, 3, 4
+DEVICE, MIG_DEVICE, GPU_INSTANCE, COMPUTE_INSTANCE, EVENT_SET = 1, 2, 3, 4, 5
 
 EXPORTS: dict[str, Callable[..., int]] = {}
 ffi: Any = None  # the embedded module's FFI, set by register()
@@ -61,11 +65,16 @@ def register(module_ffi: Any) -> None:
     """Bind every exported symbol (called once by the library's embedded init code)."""
     global ffi
     ffi = module_ffi
-    from nvml_sim import exports_device, exports_mig  # noqa: F401  (they register themselves)
+    from nvml_sim import (  # noqa: F401  (they register themselves)
+        exports_device,
+        exports_events,
+        exports_health,
+        exports_mig,
+        exports_topology,
+    )
 
     for name, fn in EXPORTS.items():
-        error = ffi.NULL if name == "nvmlErrorString" else codes.UNKNOWN
-        module_ffi.def_extern(name=name, error=error)(fn)
+        module_ffi.def_extern(name="_py_" + name, error=codes.UNKNOWN)(fn)
 
 
 def open_session() -> int:

@@ -1,9 +1,10 @@
 """Build the simulated ``libnvidia-ml.so.1`` with cffi's embedding API, cached outside the repository.
 
-The library exports NVML's C symbols; each is implemented in Python (``exports_*.py``), run by the
-interpreter of whichever Python process loads the library (``pynvml`` does, via ``CDLL``). The
-build is keyed by a hash of the C declarations and the Python/cffi versions and kept in
-``$DRA_DRIVER_CACHE/nvml-sim/<hash>/`` (default ``~/.cache/dra-driver``).
+The library exports every NVML C symbol (``csource.py``); the simulated ones are implemented in Python
+(``exports_*.py``), run by the interpreter of the process that loads the library (``pynvml`` does, via
+``CDLL``), or by an interpreter the library starts itself in a non-Python host (Go, C). The build is keyed by
+a hash of the generated C and the Python/cffi versions and kept in ``$DRA_DRIVER_CACHE/nvml-sim/<hash>/``
+(default ``~/.cache/dra-driver``).
 
     python -m nvml_sim.build     # prints the directory holding libnvidia-ml.so.1
 """
@@ -15,11 +16,12 @@ import hashlib
 import os
 import sys
 import tempfile
+from functools import cache
 from pathlib import Path
 
 import cffi
 
-from nvml_sim import cdefs
+from nvml_sim import csource
 
 LIBRARY_NAME = "libnvidia-ml.so.1"
 MODULE_NAME = "_dra_nvml_sim"
@@ -34,9 +36,10 @@ def cache_root() -> Path:
     return Path(os.environ.get("DRA_DRIVER_CACHE", Path.home() / ".cache" / "dra-driver"))
 
 
+@cache
 def _build_key() -> str:
     h = hashlib.sha256()
-    for part in (cdefs.TYPES, cdefs.FUNCTIONS, INIT_CODE, cffi.__version__, sys.version):
+    for part in (csource.cdef(), csource.source(sys.base_prefix), INIT_CODE, cffi.__version__, sys.version):
         h.update(part.encode())
     return h.hexdigest()[:16]
 
@@ -61,11 +64,11 @@ def library_path() -> Path:
 
 def _compile(target: Path) -> None:
     ffi = cffi.FFI()
-    ffi.cdef(cdefs.TYPES)
-    ffi.embedding_api(cdefs.FUNCTIONS)
+    ffi.cdef(csource.cdef())
     ffi.set_source(
         MODULE_NAME,
-        "#include <stdint.h>\n" + cdefs.TYPES,
+        csource.source(sys.base_prefix),
+        libraries=["dl", "pthread"],
         extra_link_args=[f"-Wl,-soname,{LIBRARY_NAME}"],
     )
     ffi.embedding_init_code(INIT_CODE)

@@ -1,7 +1,9 @@
 """C declarations of the simulated ``libnvidia-ml.so.1``: NVML's real types, layouts and symbol names.
 
-Written from the NVML header facts in shared/hardware/nvml-mig-api.md (x86-64 layouts).
-``TYPES`` is compiled into the library and given to cffi; ``FUNCTIONS`` are the exported symbols.
+Written from the NVML header facts in shared/hardware/nvml-mig-api.md and NVML's ``nvml.h`` (x86-64 layouts).
+``TYPES`` (the structs the simulator reads or fills) is compiled into the library and given to cffi.
+The functions implemented in Python are ``FUNCTIONS`` (prototypes written here) and ``HEADER_FUNCTIONS``
+(prototypes taken from ``nvml_api.json``, the table of every NVML symbol; see ``csource.py``).
 """
 
 TYPES = r"""
@@ -148,6 +150,71 @@ typedef struct {
     nvmlComputeInstancePlacement_t placement;
 } nvmlComputeInstanceInfo_t;
 
+typedef struct { unsigned int gpu; unsigned int memory; } nvmlUtilization_t;
+
+typedef struct nvmlEventSet_st* nvmlEventSet_t;
+typedef struct {
+    nvmlDevice_t device;
+    unsigned long long eventType;
+    unsigned long long eventData;
+    unsigned int gpuInstanceId;
+    unsigned int computeInstanceId;
+} nvmlEventData_t;
+
+typedef struct {
+    unsigned long long l1Cache;
+    unsigned long long l2Cache;
+    unsigned long long deviceMemory;
+    unsigned long long registerFile;
+} nvmlEccErrorCounts_t;
+
+typedef struct { unsigned int pid; unsigned long long usedGpuMemory; } nvmlProcessInfo_v1_t;
+typedef struct {
+    unsigned int pid;
+    unsigned long long usedGpuMemory;
+    unsigned int gpuInstanceId;
+    unsigned int computeInstanceId;
+} nvmlProcessInfo_v2_t;
+typedef nvmlProcessInfo_v2_t nvmlProcessInfo_t;
+
+typedef struct {
+    unsigned char clusterUuid[16];
+    nvmlReturn_t status;
+    unsigned int cliqueId;
+    unsigned char state;
+} nvmlGpuFabricInfo_t;
+
+typedef struct {
+    unsigned int version;
+    unsigned char clusterUuid[16];
+    nvmlReturn_t status;
+    unsigned int cliqueId;
+    unsigned char state;
+    unsigned int healthMask;
+} nvmlGpuFabricInfo_v2_t;
+
+typedef struct {
+    unsigned int version;
+    unsigned char clusterUuid[16];
+    nvmlReturn_t status;
+    unsigned int cliqueId;
+    unsigned char state;
+    unsigned int healthMask;
+    unsigned char healthSummary;
+} nvmlGpuFabricInfo_v3_t;
+typedef nvmlGpuFabricInfo_v3_t nvmlGpuFabricInfoV_t;
+
+typedef struct { unsigned char type; unsigned int id; } nvmlGpuFabricClique_v1_t;
+typedef struct {
+    unsigned char clusterUuid[16];
+    nvmlReturn_t status;
+    nvmlGpuFabricClique_v1_t cliques[64];
+    unsigned int numCliques;
+    unsigned char state;
+    unsigned int healthMask;
+    unsigned char healthSummary;
+} nvmlGpuFabricInfo_v4_t;
+
 typedef struct {
     unsigned int multiprocessorCount;
     unsigned int sharedCopyEngineCount;
@@ -166,7 +233,6 @@ nvmlReturn_t nvmlInit(void);
 nvmlReturn_t nvmlInit_v2(void);
 nvmlReturn_t nvmlInitWithFlags(unsigned int flags);
 nvmlReturn_t nvmlShutdown(void);
-const char* nvmlErrorString(nvmlReturn_t result);
 nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length);
 nvmlReturn_t nvmlSystemGetNVMLVersion(char *version, unsigned int length);
 nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *cudaDriverVersion);
@@ -229,3 +295,60 @@ nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *c
 nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index, nvmlDevice_t *migDevice);
 nvmlReturn_t nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t migDevice, nvmlDevice_t *device);
 """
+
+HEADER_FUNCTIONS = (
+    # events (exports_events.py)
+    "nvmlEventSetCreate",
+    "nvmlEventSetFree",
+    "nvmlDeviceRegisterEvents",
+    "nvmlDeviceGetSupportedEventTypes",
+    "nvmlEventSetWait",
+    "nvmlEventSetWait_v2",
+    # health and telemetry (exports_health.py)
+    "nvmlDeviceGetTemperature",
+    "nvmlDeviceGetTemperatureThreshold",
+    "nvmlDeviceGetPowerUsage",
+    "nvmlDeviceGetPowerManagementLimit",
+    "nvmlDeviceGetPowerManagementDefaultLimit",
+    "nvmlDeviceGetEnforcedPowerLimit",
+    "nvmlDeviceGetPowerManagementLimitConstraints",
+    "nvmlDeviceGetPowerManagementMode",
+    "nvmlDeviceGetPowerState",
+    "nvmlDeviceGetPerformanceState",
+    "nvmlDeviceGetUtilizationRates",
+    "nvmlDeviceGetClockInfo",
+    "nvmlDeviceGetMaxClockInfo",
+    "nvmlDeviceGetEccMode",
+    "nvmlDeviceGetDefaultEccMode",
+    "nvmlDeviceGetTotalEccErrors",
+    "nvmlDeviceGetDetailedEccErrors",
+    "nvmlDeviceGetMemoryErrorCounter",
+    "nvmlDeviceGetVbiosVersion",
+    "nvmlDeviceGetPersistenceMode",
+    "nvmlDeviceGetVirtualizationMode",
+    "nvmlDeviceGetModuleId",
+    "nvmlDeviceGetCurrPcieLinkGeneration",
+    "nvmlDeviceGetMaxPcieLinkGeneration",
+    "nvmlDeviceGetCurrPcieLinkWidth",
+    "nvmlDeviceGetMaxPcieLinkWidth",
+    "nvmlDeviceGetComputeRunningProcesses",
+    "nvmlDeviceGetComputeRunningProcesses_v2",
+    "nvmlDeviceGetComputeRunningProcesses_v3",
+    "nvmlDeviceGetGraphicsRunningProcesses",
+    "nvmlDeviceGetGraphicsRunningProcesses_v2",
+    "nvmlDeviceGetGraphicsRunningProcesses_v3",
+    "nvmlDeviceGetMPSComputeRunningProcesses",
+    "nvmlDeviceGetMPSComputeRunningProcesses_v2",
+    "nvmlDeviceGetMPSComputeRunningProcesses_v3",
+    "nvmlDeviceGetGpuFabricInfo",
+    "nvmlDeviceGetGpuFabricInfoV",
+    "nvmlDeviceGetGpuFabricInfo_v4",
+    # topology (exports_topology.py)
+    "nvmlDeviceGetCpuAffinity",
+    "nvmlDeviceGetCpuAffinityWithinScope",
+    "nvmlDeviceGetMemoryAffinity",
+    "nvmlDeviceGetTopologyCommonAncestor",
+    "nvmlDeviceGetTopologyNearestGpus",
+    "nvmlSystemGetTopologyGpuSet",
+    "nvmlDeviceGetP2PStatus",
+)

@@ -8,8 +8,13 @@
                      libcuda.so.<version>        a stand-in (SONAME libcuda.so.1): cuInit answers CUDA_ERROR_NO_DEVICE
                      libcuda.so.1 -> libcuda.so.<version>,  libcuda.so -> libcuda.so.1
                      libnvidia-{allocator,cfg,nvvm,ptxjitcompiler}.so.<version> + their SONAME links: stand-ins
-    usr/bin/nvidia-smi, nvidia-cuda-mps-control, nvidia-cuda-mps-server   stand-in shell scripts
+    usr/bin/nvidia-smi, nvidia-cuda-mps-control, nvidia-cuda-mps-server   stand-in programs (driver_standins.py)
     lib/firmware/nvidia/<version>/gsp_ga10x.bin                          a stand-in firmware file
+
+The stand-in programs are Python scripts run by the installing interpreter. They record every invocation as a
+JSON line in ``<root>/../driver-calls.jsonl`` (``calls_log``), keep the time-slice intervals ``nvidia-smi
+compute-policy`` sets, and ``nvidia-cuda-mps-control -d`` starts a real background "daemon" that ``quit``
+stops; ``driver_standins.py`` says exactly what each does.
 
 The driver version must be the one the simulated NVML reports for the machine (its state file's
 ``driverVersion``, from the machine profile), as a real driver's libraries carry the kernel driver's version.
@@ -64,16 +69,25 @@ STANDINS = {
 }
 BINARIES = ("nvidia-smi", "nvidia-cuda-mps-control", "nvidia-cuda-mps-server")
 FIRMWARE = ("gsp_ga10x.bin",)
-SCRIPT = """\
-#!/bin/sh
-# {name}: a stand-in of the dra-driver sandbox's simulated driver installation (driver {version}).
-# It cannot reach the simulated GPUs: their state is the simulated NVML's state file ('dra-gpu sim' operates on it).
-case "$1" in
-  --version|-V) echo "{name} stand-in of the dra-driver sandbox, driver version {version}"; exit 0 ;;
-esac
-echo "{name}: this is the dra-driver sandbox's stand-in and cannot do that; use 'dra-gpu sim' for the simulated GPUs" >&2
-exit 1
-"""
+STANDIN_SOURCE = Path(__file__).with_name("driver_standins.py")  # the stand-in programs (stdlib-only Python)
+CALLS_LOG = "driver-calls.jsonl"  # next to the driver root: every stand-in invocation (driver_standins.py)
+
+
+def calls_log(root: Path) -> Path:
+    """Where the stand-ins of the driver root ``root`` record their invocations (unless DRA_SIM_DRIVER_CALLS)."""
+    return root.parent / CALLS_LOG
+
+
+def standin_program(name: str, version: str) -> bytes:
+    """The stand-in program ``name``: ``driver_standins.py`` run by this interpreter, labelled as a stand-in."""
+    source = STANDIN_SOURCE.read_text()
+    source = source.replace('DRIVER_VERSION = "unknown"', f'DRIVER_VERSION = "{version}"', 1)
+    header = (
+        f"#!{sys.executable}\n"
+        f"# {name}: a STAND-IN of the dra-driver sandbox's simulated driver installation (driver {version}),\n"
+        "# not NVIDIA's program: it records what it is asked (nvml_sim/driver_standins.py) and reaches no GPU.\n"
+    )
+    return (header + source).encode()
 
 
 def standins_dir() -> Path:
@@ -151,7 +165,7 @@ def install(root: Path, driver_version: str, nvml_library: Path) -> Path:
     for stem, (soname, _) in sorted(STANDINS.items()):
         _library(libdir, stem, driver_version, (built / soname).read_bytes(), soname)
     for name in BINARIES:
-        _put(bindir / name, SCRIPT.format(name=name, version=driver_version).encode(), 0o755)
+        _put(bindir / name, standin_program(name, driver_version), 0o755)
     for name in FIRMWARE:
         _put(firmware / name, f"GSP firmware stand-in, driver {driver_version}\n".encode(), 0o644)
     return root

@@ -15,10 +15,10 @@ from nvml_sim.machine import (
     model_of,
     set_compute_mode,
 )
+from nvml_sim.telemetry import telemetry
 
 NVML_BRAND_NVIDIA = 14
 MEMORY_V2 = 0x02000028
-_ERROR_STRINGS: dict[int, Any] = {}
 
 
 @export(needs_init=False, aliases=("nvmlInit", "nvmlInit_v2"))
@@ -32,13 +32,6 @@ def nvmlShutdown() -> int:
         return codes.UNINITIALIZED
     abi.SESSION.count -= 1
     return codes.SUCCESS
-
-
-@export(needs_init=False)
-def nvmlErrorString(result: int) -> Any:
-    if result not in _ERROR_STRINGS:
-        _ERROR_STRINGS[result] = abi.ffi.new("char[]", codes.error_string(result).encode())
-    return _ERROR_STRINGS[result]
 
 
 @export()
@@ -176,29 +169,31 @@ def nvmlDeviceGetPciInfo_v2(handle: Any, out: Any) -> None:
 
 
 def _memory(handle: Any) -> tuple[int, int]:
-    """(total, used) bytes: a MIG device reports its GPU instance's memory."""
+    """(total, reserved) bytes. A MIG device reports its GPU instance's memory, with nothing reserved; a GPU
+    has the driver's and firmware's share set aside (nothing is allocated: no process runs on a simulated GPU).
+    """
     target = abi.device(handle)
     if target.gi is not None:
-        total = gi_profile_of(target.gpu, target.gi).memory_mib * MIB
-    else:
-        total = model_of(target.gpu).memory_mib * MIB
-    return total, 0
+        return gi_profile_of(target.gpu, target.gi).memory_mib * MIB, 0
+    return model_of(target.gpu).memory_mib * MIB, telemetry(target.gpu).reserved_mib * MIB
 
 
 @export()
 def nvmlDeviceGetMemoryInfo(handle: Any, out: Any) -> None:
+    """v1: ``used`` is reserved plus allocated memory (nvml.h: "Sum of Reserved and Allocated")."""
     need(out)
-    total, used = _memory(handle)
-    abi.fill(out, total=total, free=total - used, used=used)
+    total, reserved = _memory(handle)
+    abi.fill(out, total=total, free=total - reserved, used=reserved)
 
 
 @export()
 def nvmlDeviceGetMemoryInfo_v2(handle: Any, out: Any) -> None:
+    """v2: ``reserved`` on its own, ``used`` is allocated memory only, ``free = total - reserved - used``."""
     need(out)
     if out.version != MEMORY_V2:
         raise NvmlFault(codes.ARGUMENT_VERSION_MISMATCH)
-    total, used = _memory(handle)
-    abi.fill(out, total=total, reserved=0, free=total - used, used=used)
+    total, reserved = _memory(handle)
+    abi.fill(out, total=total, reserved=reserved, free=total - reserved, used=0)
 
 
 @export()
@@ -223,7 +218,10 @@ def nvmlDeviceGetNumGpuCores(handle: Any, out: Any) -> None:
 
 @export()
 def nvmlDeviceGetNumaNodeId(handle: Any, out: Any) -> None:
-    put(out, abi.gpu_device(handle)["numaNode"])
+    """NOT_SUPPORTED, as real NVML answers on x86 servers (it is for GPUs that are NUMA nodes themselves): the
+    GPU's NUMA node is in the machine's sysfs (``sysfs.py``), where a driver reads it on a real host."""
+    abi.gpu_device(handle)
+    raise NvmlFault(codes.NOT_SUPPORTED)
 
 
 @export()

@@ -145,9 +145,33 @@ def gpu_models() -> dict[str, GpuModel]:
 
 @dataclass(frozen=True)
 class GpuSlot:
+    """Where a GPU sits: its PCI bus, NUMA node, PCIe root complex (host bridge ``pci0000:<root>``) and, when
+    it shares one with other GPUs, the PCIe switch above it (GPUs under one switch talk without the host bridge).
+    """
+
     model: str
     pci_bus: int
     numa_node: int
+    pcie_root: int = 0
+    pcie_switch: int | None = None
+
+
+@dataclass(frozen=True)
+class CpuLayout:
+    """The host's CPUs: one NUMA node per socket, Linux numbering (all first hardware threads, then the second)."""
+
+    sockets: int = 2
+    cores_per_socket: int = 32
+    threads_per_core: int = 2
+
+    @property
+    def count(self) -> int:
+        return self.sockets * self.cores_per_socket * self.threads_per_core
+
+    def cpus_of_node(self, node: int) -> tuple[int, ...]:
+        cores = self.sockets * self.cores_per_socket
+        first = range(node * self.cores_per_socket, (node + 1) * self.cores_per_socket)
+        return tuple(c + t * cores for t in range(self.threads_per_core) for c in first)
 
 
 @dataclass(frozen=True)
@@ -157,11 +181,19 @@ class MachineProfile:
     gpus: tuple[GpuSlot, ...]
     driver_version: str = "580.95.05"
     cuda_driver_version: int = 13000
+    cpu: CpuLayout = CpuLayout()
 
 
-def _slots(model: str, buses: tuple[int, ...]) -> tuple[GpuSlot, ...]:
-    half = max(1, len(buses) // 2)
-    return tuple(GpuSlot(model, bus, i // half) for i, bus in enumerate(buses))
+def _slots(model: str, buses: tuple[int, ...], paired: bool = False, nodes: int = 2) -> tuple[GpuSlot, ...]:
+    """GPUs spread evenly over ``nodes`` NUMA nodes. Each GPU has its own root complex (``bus & 0xF0``), or with
+    ``paired`` two neighbours share a PCIe switch under one root complex (the first GPU's ``bus & 0xE0``)."""
+    per_node = max(1, -(-len(buses) // nodes))
+    out = []
+    for i, bus in enumerate(buses):
+        lead = buses[i - i % 2] if paired else bus
+        root = lead & 0xE0 if paired else bus & 0xF0
+        out.append(GpuSlot(model, bus, i // per_node, root, (lead - 2) if paired else None))
+    return tuple(out)
 
 
 DGX_A100_BUSES = (0x07, 0x0F, 0x47, 0x4E, 0x87, 0x90, 0xB7, 0xBD)
@@ -170,15 +202,27 @@ DGX_H100_BUSES = (0x18, 0x2A, 0x3A, 0x5D, 0x9A, 0xAB, 0xBA, 0xDB)
 MACHINE_PROFILES: dict[str, MachineProfile] = {
     p.name: p
     for p in (
-        MachineProfile("dgx-a100", "8x A100-SXM4-40GB (DGX A100)", _slots("A100-SXM4-40GB", DGX_A100_BUSES)),
-        MachineProfile("dgx-h100", "8x H100 80GB HBM3 (DGX H100)", _slots("H100-SXM5-80GB", DGX_H100_BUSES)),
+        MachineProfile(
+            "dgx-a100",
+            "8x A100-SXM4-40GB (DGX A100)",
+            _slots("A100-SXM4-40GB", DGX_A100_BUSES, paired=True),
+            cpu=CpuLayout(2, 64, 2),  # 2x AMD EPYC 7742
+        ),
+        MachineProfile(
+            "dgx-h100",
+            "8x H100 80GB HBM3 (DGX H100)",
+            _slots("H100-SXM5-80GB", DGX_H100_BUSES),
+            cpu=CpuLayout(2, 56, 2),  # 2x Intel Xeon Platinum 8480C
+        ),
         MachineProfile(
             "a100-80gb-a30",
             "2x A100-SXM4-80GB + 2x A30 (mixed node)",
             _slots("A100-SXM4-80GB", (0x17, 0x31)) + _slots("A30-24GB", (0xB1, 0xCA)),
         ),
-        MachineProfile("l4", "4x L4 (no MIG)", _slots("L4-24GB", (0x01, 0x02, 0x81, 0x82))),
-        MachineProfile("single-a100", "1x A100-SXM4-40GB", _slots("A100-SXM4-40GB", (0x07,))),
+        MachineProfile("l4", "4x L4 (no MIG)", _slots("L4-24GB", (0x01, 0x02, 0x81, 0x82)), cpu=CpuLayout(2, 24, 2)),
+        MachineProfile(
+            "single-a100", "1x A100-SXM4-40GB", _slots("A100-SXM4-40GB", (0x07,), nodes=1), cpu=CpuLayout(1, 64, 2)
+        ),
     )
 }
 

@@ -2,13 +2,17 @@
 
 State is a JSON-able dict (so separate processes can share it through ``store.StateStore``)::
 
-    {"version": 1, "profile": "dgx-a100", "driverVersion": ..., "cudaDriverVersion": ...,
+    {"version": 2, "profile": "dgx-a100", "driverVersion": ..., "cudaDriverVersion": ...,
      "generation": 7,                       # bumped on every MIG object created (fresh MIG UUIDs)
+     "events": [...], "eventSeq": 12,       # version 2: what nvmlEventSetWait delivers (see events.py)
      "gpus": [{"index", "model", "uuid", "serial", "minor", "pciBus", "numaNode",
                "mig": {"current": 0|1, "pending": 0|1}, "computeMode": 0, "fault": null|"lost"|"failing",
+               "ecc": {"volatile": [0, 0], "aggregate": [0, 0]},     # version 2 (events.py)
                "gpuInstances": [{"id", "profileId", "start", "size",
                                  "computeInstances": [{"id", "profileId", "start", "size", "uuid"}]}]}]}
 
+Version 2 only adds keys; readers take a missing one as empty, so version 1 files keep working. PCIe and CPU
+topology are not stored: they follow from the profile (``hardware.MACHINE_PROFILES[state["profile"]]``).
 Every rule violation raises ``NvmlFault`` carrying NVML's return code.
 """
 
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nvml_sim import codes
+from nvml_sim import codes, events
 from nvml_sim.hardware import (
     MACHINE_PROFILES,
     ComputeInstanceProfile,
@@ -34,7 +38,7 @@ Gpu = dict[str, Any]
 Gi = dict[str, Any]
 Ci = dict[str, Any]
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 # lost: every call answers GPU_IS_LOST; failing: creating GPU/compute instances fails (UNKNOWN);
 # ci-failing: only creating compute instances fails (exercises rollback of a half-made partition).
 FAULTS = (None, "lost", "failing", "ci-failing")
@@ -69,6 +73,7 @@ def new_state(profile_name: str, host: str = "", mig_enabled: bool = True) -> St
                 "mig": {"current": mode, "pending": mode},
                 "computeMode": 0,
                 "fault": None,
+                "ecc": {"volatile": [0, 0], "aggregate": [0, 0]},
                 "gpuInstances": [],
             }
         )
@@ -79,6 +84,8 @@ def new_state(profile_name: str, host: str = "", mig_enabled: bool = True) -> St
         "driverVersion": profile.driver_version,
         "cudaDriverVersion": profile.cuda_driver_version,
         "generation": 0,
+        "events": [],
+        "eventSeq": 0,
         "gpus": gpus,
     }
 
@@ -132,10 +139,11 @@ def set_mig_mode(gpu: Gpu, mode: int) -> int:
 
 
 def reset_gpu(gpu: Gpu) -> None:
-    """What a GPU reset does: pending MIG mode applies, MIG objects and settings are gone."""
+    """What a GPU reset does: pending MIG mode applies, MIG objects, settings and volatile ECC counts are gone."""
     gpu["mig"]["current"] = gpu["mig"]["pending"]
     gpu["gpuInstances"] = []
     gpu["computeMode"] = 0
+    events.reset_volatile_ecc(gpu)
     if gpu["fault"] == "lost":
         gpu["fault"] = None
 
@@ -316,7 +324,24 @@ def set_compute_mode(gpu: Gpu, mode: int) -> None:
     gpu["computeMode"] = mode
 
 
-def set_fault(gpu: Gpu, fault: str | None) -> None:
+def set_fault(state: State, gpu: Gpu, fault: str | None) -> None:
+    """A GPU that becomes ``lost`` reports XID 79 (fell off the bus); clearing the fault forgets its events."""
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; valid faults: lost, failing, ci-failing, none")
+    if fault == "lost" and gpu["fault"] != "lost":
+        events.record(state, gpu["index"], events.XID_CRITICAL_ERROR, events.XID_FELL_OFF_THE_BUS)
+    if fault is None:
+        events.clear(state, gpu["index"])
     gpu["fault"] = fault
+
+
+def inject_ecc_errors(state: State, gpu: Gpu, uncorrected: bool, count: int = 1) -> None:
+    """Memory errors: counted, reported as ECC events, and a double-bit (uncorrected) one also as XID 48."""
+    if count < 1:
+        raise ValueError(f"an ECC error count must be at least 1, not {count}")
+    events.add_ecc_errors(gpu, uncorrected, count)
+    kind = events.DOUBLE_BIT_ECC_ERROR if uncorrected else events.SINGLE_BIT_ECC_ERROR
+    for _ in range(count):
+        events.record(state, gpu["index"], kind)
+        if uncorrected:
+            events.record(state, gpu["index"], events.XID_CRITICAL_ERROR, events.XID_DOUBLE_BIT_ECC)

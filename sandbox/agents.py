@@ -24,8 +24,10 @@ from dra_driver.k8s import Kube
 from nvml_sim.build import library_path
 from nvml_sim.control import SimulatedMachine
 from nvml_sim.driver_install import install
+from sandbox import node_metrics
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout
+from sandbox.ports import LOOPBACK, pick_free_ports
 from sandbox.processes import ChildProcess, ProcessSpec, spawn
 
 DRIVER = DEFAULT_DRIVER_NAME
@@ -61,7 +63,8 @@ def plugin_command(
 
     On a simulated node the kubelet's directories, the checkpoint and the CDI specs are in the node's directory;
     on a real node (``real_node``) the plugin uses its defaults, the conventional paths, which the node's mount
-    namespace binds to the same directories (see sandbox/realnode/mounts.py)."""
+    namespace binds to the same directories (see sandbox/realnode/mounts.py). The plugin serves Prometheus metrics on
+    a free loopback port, recorded for ``dra-gpu sandbox status`` (sandbox/node_metrics.py)."""
     root = layout.node(node)
     machine_file = layout.machine_file(node)
     sim = (
@@ -74,12 +77,25 @@ def plugin_command(
     driver_root = install(root / "driver-root", sim.state()["driverVersion"], library_path())
     env = {k: v for k, v in sim.environ().items() if k != "LD_LIBRARY_PATH"}
     argv = [sys.executable, "-m", "kubelet_plugin", "--node-name", node, "--driver-root", str(driver_root)]
-    argv += ["--driver-name", DRIVER, "--kubeconfig", str(kubeconfig), "--rescan-seconds", "10"]
+    argv += ["--sysfs-root", str(sim.sysfs_root())]  # the machine's sysfs: its GPUs' NUMA nodes and PCIe roots
+    argv += [
+        "--driver-name",
+        DRIVER,
+        "--kubeconfig",
+        str(kubeconfig),
+        "--rescan-seconds",
+        "10",
+        "--xid-quiet-seconds",
+        "10",
+    ]
     if not real_node:
         argv += ["--state-dir", str(root / "state"), "--cdi-dir", str(root / "cdi")]
         argv += ["--plugins-dir", str(root / "plugins"), "--registry-dir", str(root / "plugins_registry")]
     if layout.partitioning_file.exists():
         argv += ["--partitioning-config", str(layout.partitioning_file)]
+    (metrics_port,) = pick_free_ports(1)
+    argv += ["--metrics-port", str(metrics_port), "--metrics-address", LOOPBACK]
+    node_metrics.record(layout, node, LOOPBACK, metrics_port)
     return argv, env
 
 

@@ -1,14 +1,15 @@
 """Locate the sandbox's binaries at the pinned versions, or build them with Go into the cache.
 
 The control plane (:class:`Binaries`) is always needed; a real node (:class:`NodeBinaries`: the kubelet, and
-containerd with its runc shim and ctr) only for ``dra-gpu sandbox up --kubelet real``.
+containerd with its runc shim and ctr) only for ``dra-gpu sandbox up --kubelet real``; the helm CLI
+(:data:`HELM_SPEC`) only for the chart's tests (``tests/deploy``, ``e2e/sandbox/test_chart.py``).
 
 Lookup order for each binary; the first one whose ``--version`` reports the pinned version wins:
 
 1. ``$DRA_SANDBOX_BIN_DIR``
 2. ``$KUBEBUILDER_ASSETS`` (envtest ships etcd and kube-apiserver only)
 3. the cache, ``$DRA_DRIVER_CACHE/k8s-<version>/`` (default ``~/.cache/dra-driver/k8s-v1.37.2/``; containerd's
-   in ``containerd-<version>/``)
+   in ``containerd-<version>/``, helm's in ``helm-<version>/``)
 4. ``$PATH``
 
 Whatever is still missing is built from the wrapper modules in ``k8sbuild/`` into the cache (see
@@ -16,6 +17,7 @@ Whatever is still missing is built from the wrapper modules in ``k8sbuild/`` int
 
     python -m sandbox.binaries                 # locate or build, print the paths (CI warms its cache)
     python -m sandbox.binaries --node          # also the real node's kubelet and containerd
+    python -m sandbox.binaries --helm          # also the helm CLI (the chart's tests)
     python -m sandbox.binaries --write-gomod   # re-pin the Go wrapper modules to versions.py
 """
 
@@ -30,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.versions import CONTAINERD_VERSION, ETCD_VERSION, KUBERNETES_VERSION
+from sandbox.versions import CONTAINERD_VERSION, ETCD_VERSION, HELM_VERSION, KUBERNETES_VERSION
 
 Progress = Callable[[str], None]
 
@@ -73,15 +75,17 @@ class BinarySpec:
     version_flag: str = "--version"
 
     def cache_dir(self) -> Path:
-        """Where the cache keeps this binary: containerd's own version, else the Kubernetes version's."""
-        if self.module == "containerd":
-            return cache_root() / f"containerd-{CONTAINERD_VERSION}"
+        """Where the cache keeps this binary: containerd's and helm's own version, else the Kubernetes version's."""
+        if self.module in ("containerd", "helm"):
+            return cache_root() / f"{self.module}-{self.version}"
         return cache_dir()
 
     def version_matches(self, version_output: str) -> bool:
         """True when ``<binary> --version`` output names exactly the pinned version."""
         if self.module == "containerd":  # "containerd github.com/containerd/containerd/v2 v2.4.2", "Version:  v2.4.2"
             return re.search(rf"(^|\s){re.escape(self.version)}(\s|$)", version_output, re.M) is not None
+        if self.module == "helm":  # version.BuildInfo{Version:"v3.22.0", GitCommit:"", GitTreeState:"clean", ...}
+            return re.search(rf'^version\.BuildInfo\{{Version:"{re.escape(self.version)}"', version_output) is not None
         if self.name == "etcd":
             return (
                 re.search(rf"^etcd Version: {re.escape(self.version.lstrip('v'))}$", version_output, re.M) is not None
@@ -116,6 +120,8 @@ NODE_SPECS: tuple[BinarySpec, ...] = (
     ),
     BinarySpec("ctr", "ctr", "containerd", f"{CONTAINERD_PACKAGE}/ctr", CONTAINERD_VERSION),
 )
+
+HELM_SPEC = BinarySpec("helm", "helm", "helm", "helm.sh/helm/v3/cmd/helm", HELM_VERSION, version_flag="version")
 
 
 def cache_root() -> Path:
@@ -191,6 +197,11 @@ def find_or_build_node(progress: Progress) -> NodeBinaries:
     return NodeBinaries(**_find_or_build(NODE_SPECS, progress))
 
 
+def find_or_build_helm(progress: Progress) -> Path:
+    """The helm CLI at its pinned version, built when missing (about 3 min with a cold Go build cache)."""
+    return _find_or_build((HELM_SPEC,), progress)[HELM_SPEC.field]
+
+
 def _find_or_build(specs: tuple[BinarySpec, ...], progress: Progress) -> dict[str, Path]:
     found, missing = locate_all(progress, specs)
     if missing:
@@ -209,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.binaries", description=__doc__.split("\n")[0])
     parser.add_argument("--write-gomod", action="store_true", help="re-pin k8sbuild/*/go.mod to versions.py (network)")
     parser.add_argument("--node", action="store_true", help="also the real node's kubelet and containerd")
+    parser.add_argument("--helm", action="store_true", help="also the helm CLI (the chart's tests)")
     args = parser.parse_args(argv)
 
     def say(line: str) -> None:
@@ -220,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
 
             write_gomods(say)
             return 0
-        paths = _find_or_build(SPECS + NODE_SPECS if args.node else SPECS, say)
+        specs = SPECS + (NODE_SPECS if args.node else ()) + ((HELM_SPEC,) if args.helm else ())
+        paths = _find_or_build(specs, say)
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,15 +1,17 @@
 """Build the sandbox's binaries from the Go wrapper modules in ``k8sbuild/`` into the cache.
 
-``kube`` and ``etcd`` are wrapper ``main`` packages; ``containerd`` names upstream's commands as Go ``tool``
-dependencies in its go.mod and builds them by import path, static (``CGO_ENABLED=0``).
+``kube`` and ``etcd`` are wrapper ``main`` packages; ``containerd`` and ``helm`` name upstream's commands as Go
+``tool`` dependencies in their go.mod and build them by import path, static (``CGO_ENABLED=0``).
 
 The module is copied to a temporary directory inside the cache (``GOFLAGS=-mod=mod`` may touch go.mod and the
 installed package can be read-only), built there with ``go build -v``, and each binary is renamed into place,
 so a reader never sees a half-written binary. An exclusive ``flock`` on ``<cache>/.build.lock`` keeps two
 processes from building at once; the second one waits and then finds the binaries built.
 
-The version is stamped with ``-ldflags -X`` the way the Kubernetes release build does, so ``--version`` and
-the API server's ``/version`` report the pinned version.
+The version is stamped with ``-ldflags -X`` the way each project's release build does, so ``--version`` (helm:
+``helm version``) and the API server's ``/version`` report the pinned version. helm also gets the Kubernetes
+version its client-go stands for, as its Makefile stamps it: ``helm template`` without ``--kube-version``
+renders for that version (an unstamped helm says v1.20.0, which the chart's ``kubeVersion`` refuses).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import fcntl
 import itertools
 import os
 import queue
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,7 +33,7 @@ from typing import IO
 
 from sandbox.binaries import BIN_DIR_ENV, ENVTEST_ENV, BinarySpec, Progress, reported_version
 from sandbox.errors import BinariesUnavailable, BuildFailed
-from sandbox.versions import CONTAINERD_VERSION, KUBERNETES_VERSION
+from sandbox.versions import CONTAINERD_VERSION, HELM_VERSION, KUBERNETES_VERSION
 
 MODULES_DIR = Path(__file__).resolve().parent / "k8sbuild"
 REPORT_EVERY_S = 10.0
@@ -45,6 +48,14 @@ def ldflags(module: str) -> str:
     flags = ["-s", "-w"]
     if module == "containerd":
         flags.append(f"-X github.com/containerd/containerd/v2/version.Version={CONTAINERD_VERSION}")
+    if module == "helm":
+        major, minor = helm_kube_version()
+        flags += [
+            f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+            "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+        ]
+        for package in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+            flags += [f"-X {package}.k8sVersionMajor={major}", f"-X {package}.k8sVersionMinor={minor}"]
     if module == "kube":
         major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
         flags += [
@@ -55,6 +66,17 @@ def ldflags(module: str) -> str:
             f"-X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}",
         ]
     return " ".join(flags)
+
+
+def helm_kube_version(gomod: Path | None = None) -> tuple[str, str]:
+    """(major, minor) of the Kubernetes that helm's client-go stands for: client-go v0.37.0 -> ("1", "37")."""
+    text = (gomod or MODULES_DIR / "helm" / "go.mod").read_text()
+    found = re.search(r"^\s*k8s\.io/client-go v0\.(\d+)\.", text, re.M)
+    if found is None:
+        raise BuildFailed(
+            f"{gomod or MODULES_DIR / 'helm' / 'go.mod'} requires no k8s.io/client-go v0.x: run go mod tidy"
+        )
+    return "1", found.group(1)
 
 
 def build_command(go: str, module: str, specs: Sequence[BinarySpec], out_dir: Path) -> list[str]:
@@ -135,8 +157,8 @@ def _build_into(go: str, specs: Sequence[BinarySpec], dest: Path, progress: Prog
 
 def _run_go(cmd: list[str], cwd: Path, log_path: Path, label: str, progress: Progress) -> None:
     env = {**os.environ, "GOFLAGS": "-mod=mod"}
-    if label == "containerd":
-        env["CGO_ENABLED"] = "0"  # static, as containerd's releases are; no btrfs/devmapper headers needed
+    if label in ("containerd", "helm"):
+        env["CGO_ENABLED"] = "0"  # static, as their releases are; containerd needs no btrfs/devmapper headers
     with open(log_path, "w") as log:
         log.write(f"$ (cd {cwd} && GOFLAGS=-mod=mod {' '.join(cmd)})\n")
         log.flush()

@@ -3,8 +3,9 @@
     python -m sandbox.binaries --write-gomod
 
 rewrites the pinned requirements (``k8s.io/kubernetes``, ``k8s.io/component-base``, every staging-module
-``replace`` target, ``go.etcd.io/etcd/server/v3``, ``github.com/containerd/containerd/v2``) and then runs ``go mod tidy`` in each module, which needs
-network access to the Go module proxy. Review and commit the resulting go.mod/go.sum changes.
+``replace`` target, ``go.etcd.io/etcd/server/v3``, ``github.com/containerd/containerd/v2``, ``helm.sh/helm/v3``)
+and then runs ``go mod tidy`` in each module, which needs network access to the
+Go module proxy. Review and commit the resulting go.mod/go.sum changes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 from sandbox.binaries import Progress
 from sandbox.errors import BinariesUnavailable, BuildFailed
 from sandbox.gobuild import MODULES_DIR
-from sandbox.versions import CONTAINERD_VERSION, ETCD_VERSION, KUBERNETES_VERSION
+from sandbox.versions import CONTAINERD_VERSION, ETCD_VERSION, HELM_VERSION, KUBERNETES_VERSION
 
 
 def staging_version(kubernetes_version: str) -> str:
@@ -40,11 +41,16 @@ def pin_containerd(text: str, version: str = CONTAINERD_VERSION) -> str:
     return re.sub(r"^(\s*github\.com/containerd/containerd/v2) v\S+", rf"\g<1> {version}", text, flags=re.M)
 
 
+def pin_helm(text: str, version: str = HELM_VERSION) -> str:
+    """helm is a ``tool`` of its wrapper module: only its requirement moves (v3 only: v4 is another module)."""
+    return re.sub(r"^(\s*helm\.sh/helm/v3) v\S+", rf"\g<1> {version}", text, flags=re.M)
+
+
 def write_gomods(progress: Progress) -> None:
     go = shutil.which("go")
     if go is None:
         raise BinariesUnavailable("re-pinning the wrapper modules needs Go: install it from https://go.dev/dl/")
-    for module, pin in (("kube", pin_kube), ("etcd", pin_etcd), ("containerd", pin_containerd)):
+    for module, pin in (("kube", pin_kube), ("etcd", pin_etcd), ("containerd", pin_containerd), ("helm", pin_helm)):
         path = MODULES_DIR / module / "go.mod"
         old = path.read_text()
         new = pin(old)

@@ -1,11 +1,17 @@
-"""``dra-gpu sandbox status|kubeconfig``: what a running sandbox is, read from its status file."""
+"""``dra-gpu sandbox status|kubeconfig``: what a running sandbox is, read from its status file.
+
+``sandbox status -o json`` prints the status document (sandbox/status.py) with ``metrics``: each node's plugin
+metrics URL (sandbox/node_metrics.py); nothing goes to standard output when no sandbox runs.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from sandbox import instance
+from sandbox import instance, node_metrics
 from sandbox.layout import Layout, default_workdir
 from sandbox.status import State, Status, read_status
 
@@ -14,20 +20,35 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def sandbox_status(workdir: Path | None = None) -> int:
-    """Print a summary; exit 0 when a sandbox is running and ready, 1 otherwise."""
+def sandbox_status(workdir: Path | None = None, output: str = "text") -> int:
+    """Print a summary (``output`` text) or the status document (json); exit 0 when a sandbox is running and ready,
+    1 otherwise. In JSON, messages about a sandbox that is not there go to standard error."""
     layout = Layout((workdir or default_workdir()).resolve())
     status = read_status(layout)
+    say = _say if output == "text" else _complain
     if not instance.is_running(layout):
-        _say(f"no sandbox running in {layout.root}")
+        say(f"no sandbox running in {layout.root}")
         if status and status.state is State.FAILED:
-            _say(f"the last one failed: {status.message}")
+            say(f"the last one failed: {status.message}")
         return 1
     if status is None:
-        _say(f"a sandbox in {layout.root} is starting (no status yet)")
+        say(f"a sandbox in {layout.root} is starting (no status yet)")
         return 1
-    _say(render_status(status))
+    metrics = node_metrics.urls(layout, status.nodes)
+    if output == "json":
+        _say(json.dumps(status_document(status, metrics), indent=2))
+    else:
+        _say(render_status(status, metrics))
     return 0 if status.state is State.READY else 1
+
+
+def _complain(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def status_document(status: Status, metrics: dict[str, str]) -> dict[str, Any]:
+    """The status file's document plus where each node's plugin serves its metrics (node -> URL)."""
+    return {**status.to_json(), "metrics": dict(metrics)}
 
 
 def sandbox_kubeconfig(workdir: Path | None = None) -> int:
@@ -41,7 +62,7 @@ def sandbox_kubeconfig(workdir: Path | None = None) -> int:
     return 0
 
 
-def render_status(status: Status) -> str:
+def render_status(status: Status, metrics: dict[str, str] | None = None) -> str:
     gates = status.feature_gates
     lines = [
         f"sandbox in {status.workdir}: {status.state.value} (since {status.ready_at or status.started_at}), "
@@ -57,6 +78,8 @@ def render_status(status: Status) -> str:
         lines.append(f"                 GA (always on): {', '.join(gates.locked_on) or '-'}")
         if gates.unavailable:
             lines.append(f"                 unavailable: {', '.join(gates.unavailable)}")
+    for i, (node, url) in enumerate(sorted((metrics or {}).items())):
+        lines.append(f"  {'metrics' if i == 0 else '':<14} {node}  {url}")
     lines.append("  processes")
     for p in status.processes:
         state = "running" if instance.alive(instance.PidRecord(p.pid, p.start_ticks)) else "EXITED"

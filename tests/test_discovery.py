@@ -17,6 +17,7 @@ from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
 from nvml_sim.control import SimulatedMachine
 from nvml_sim.hardware import MACHINE_PROFILES
+from nvml_sim.topology import bus_id
 from tests.conftest import MachineFactory
 from tests.nvml_sim.helpers import create_full_ci, create_gi, placement
 
@@ -80,6 +81,57 @@ def test_lost_gpu_is_reported_unhealthy_not_fatal(machine: MachineFactory) -> No
     assert "GPU is lost" in inv.unhealthy[0].reason and "Xid 79" in inv.unhealthy[0].reason
 
 
+@pytest.mark.parametrize("profile", ["dgx-a100", "dgx-h100", "l4"])
+def test_numa_node_and_pcie_root_come_from_the_machines_sysfs(machine: MachineFactory, profile: str) -> None:
+    root = machine(profile, init=False).sysfs_root()
+    with Nvml() as nvml:
+        inv = discover(nvml, root)
+    for gpu, slot in zip(inv.gpus, MACHINE_PROFILES[profile].gpus, strict=True):
+        device = root / "bus" / "pci" / "devices" / gpu.pci_bus_id
+        assert gpu.pci_bus_id == bus_id(slot.pci_bus)  # NVML's 00000000:4E:00.0 is sysfs' 0000:4e:00.0
+        assert gpu.numa_node == slot.numa_node == int((device / "numa_node").read_text())
+        assert gpu.pcie_root == f"pci0000:{slot.pcie_root:02x}"
+        assert gpu.pcie_root == Path(os.path.realpath(device)).relative_to(root / "devices").parts[0]
+    assert {g.numa_node for g in inv.gpus} == {0, 1}
+    assert len({g.pcie_root for g in inv.gpus}) > 1
+
+
+def test_a_numa_node_of_minus_one_or_none_at_all_means_no_numa_node(machine: MachineFactory) -> None:
+    root = machine("dgx-a100", init=False).sysfs_root()
+    with Nvml() as nvml:
+        before = discover(nvml, root)
+        devices = root / "bus" / "pci" / "devices"
+        (devices / before.gpu(0).pci_bus_id / "numa_node").write_text("-1\n")  # a machine without NUMA
+        (devices / before.gpu(1).pci_bus_id / "numa_node").unlink()
+        after = discover(nvml, root)
+    assert (after.gpu(0).numa_node, after.gpu(1).numa_node, after.gpu(2).numa_node) == (None, None, 0)
+    assert [g.pcie_root for g in after.gpus] == [g.pcie_root for g in before.gpus]  # the PCIe path is still there
+
+
+def test_nvmls_numa_node_is_used_where_sysfs_has_none(machine: MachineFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On hosts where NVML answers (not x86), its answer stands in for a missing or -1 numa_node."""
+    root = machine("single-a100", init=False).sysfs_root()
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetNumaNodeId", lambda handle: 3)
+    with Nvml() as nvml:
+        assert discover(nvml, root).gpu(0).numa_node == 0  # sysfs first
+        (root / "bus" / "pci" / "devices" / "0000:07:00.0" / "numa_node").write_text("-1\n")
+        assert discover(nvml, root).gpu(0).numa_node == 3
+
+
+def test_a_gpu_missing_from_sysfs_has_no_numa_node_or_pcie_root(machine: MachineFactory, tmp_path: Path) -> None:
+    root = machine("single-a100", init=False).sysfs_root()
+    devices = root / "bus" / "pci" / "devices"
+    with Nvml() as nvml:
+        assert discover(nvml, tmp_path / "no-sysfs").gpu(0).pcie_root is None
+        (devices / "0000:07:00.0").unlink()
+        (devices / "0000:07:00.0").symlink_to("../../../devices/pci0000:00/gone")  # a dangling link
+        gpu = discover(nvml, root).gpu(0)
+        assert (gpu.numa_node, gpu.pcie_root) == (None, None)
+        (devices / "0000:07:00.0").unlink()
+        (devices / "0000:07:00.0").symlink_to(tmp_path)  # a path outside <sysfs>/devices names no root complex
+        assert discover(nvml, root).gpu(0).pcie_root is None
+
+
 def test_nvml_errors_become_our_errors_with_a_hint(machine: MachineFactory) -> None:
     machine("single-a100", init=False)
     with Nvml() as nvml:
@@ -108,6 +160,7 @@ def test_inventory_json_has_the_documented_fields(machine: MachineFactory) -> No
     gpu = data["gpus"][0]
     for key in ("index", "minor", "uuid", "productName", "memoryBytes", "migCapable", "migEnabled", "migProfiles"):
         assert key in gpu
+    assert "numaNode" in gpu and "pcieRoot" in gpu
     assert gpu["productName"] == "NVIDIA L4" and gpu["migProfiles"] == []
 
 

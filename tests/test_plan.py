@@ -14,7 +14,7 @@ from dra_driver.nvml.session import Nvml
 from kubelet_plugin.hardware import HardwareOps
 from kubelet_plugin.plan import ClaimRejected, Context, plan_claim
 from kubelet_plugin.records import ClaimRecord, DeviceRecord, MigPartition, TimeSliceReplica
-from kubelet_plugin.sharing import RecordingTimeSlicer
+from kubelet_plugin.sharing import DriverTools
 from tests.conftest import MachineFactory
 from tests.nvml_sim.helpers import create_full_ci, create_gi
 
@@ -55,7 +55,7 @@ def test_static_mig_uses_the_existing_device_and_never_destroys_it(machine: Mach
     assert isinstance(hw, MigPartition) and not hw.created
     assert (hw.gpu_instance_id, hw.mig_uuid) == (existing.gpu_instance_id, existing.uuid)
     with Nvml() as nvml:
-        ops = HardwareOps(nvml, RecordingTimeSlicer(tmp_path / "ts.json"))
+        ops = HardwareOps(nvml, DriverTools(tmp_path, {}), tmp_path / "mps")
         assert ops.apply(record) == record  # nothing to create
         ops.undo(record, [])
     assert sim.mig_partitions() == [(0, 1, 0)]  # the admin's partition is still there
@@ -110,3 +110,31 @@ def test_a_claim_without_devices_of_this_driver_is_refused(machine: MachineFacto
     other["status"]["allocation"]["devices"]["results"][0]["driver"] = "nic.example.com"
     with pytest.raises(ClaimRejected, match=f"claim ns/claim has no devices allocated by driver {DRIVER}"):
         plan_claim(ctx, REF, other, [])
+
+
+def test_mps_devices_get_the_pipe_directory_of_their_cuda_devices_daemon(machine: MachineFactory) -> None:
+    """One daemon per CUDA device: a MIG device has its own, a GPU's shares and whole GPU share the GPU's."""
+    machine("single-a100", init=False)
+    ctx = Context(DRIVER, "node", _inventory(), "/var/lib/dra-gpu/mps")
+    mps = [
+        {
+            "source": "FromClaim",
+            "requests": [],
+            "opaque": {
+                "driver": DRIVER,
+                "parameters": {
+                    "apiVersion": "gpu.dra-driver.dev/v1alpha1",
+                    "kind": kind,
+                    "sharing": {"strategy": "MPS", "mpsConfig": {"defaultActiveThreadPercentage": 10}},
+                },
+            },
+        }
+        for kind in ("GpuConfig",)
+    ]
+    for device in ("gpu-0-shared", "gpu-0-ts-1"):
+        (record,) = plan_claim(ctx, REF, _claim(device, mps), [])
+        assert record.mps is not None and record.mps.pipe_directory == "/var/lib/dra-gpu/mps/gpu-0"
+        assert record.mps.control_daemon == "gpu-0" and record.mps.active_thread_percentage == 10
+    mps[0]["opaque"]["parameters"]["kind"] = "MigDeviceConfig"
+    (record,) = plan_claim(ctx, REF, _claim("gpu-0-mig-3g-20gb-4", mps), [])
+    assert record.mps is not None and record.mps.pipe_directory == "/var/lib/dra-gpu/mps/gpu-0-mig-3g-20gb-4"

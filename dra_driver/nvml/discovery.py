@@ -1,9 +1,18 @@
-"""Discover the node's GPUs through NVML into an ``Inventory`` (read-only: changes nothing)."""
+"""Discover the node's GPUs through NVML into an ``Inventory`` (read-only: changes nothing).
+
+Where a GPU sits comes from sysfs, as Kubernetes' ``deviceattribute`` helpers and NVIDIA's tools read it: NVML
+answers ``nvmlDeviceGetNumaNodeId`` with NOT_SUPPORTED on x86 hosts. For the GPU at PCI address ``<bdf>``
+(``0000:07:00.0``), ``<sysfs>/bus/pci/devices/<bdf>/numa_node`` is its NUMA node (-1: none) and the link
+``<sysfs>/bus/pci/devices/<bdf>`` resolves to ``<sysfs>/devices/pci0000:00/.../<bdf>``, whose first component
+names its PCIe root complex.
+"""
 
 from __future__ import annotations
 
 import ctypes
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pynvml
@@ -14,16 +23,21 @@ from dra_driver.inventory import Gpu, GpuInstance, Inventory, MigDevice, MigProf
 from dra_driver.nvml.session import Nvml
 
 MIB = 1024 * 1024
+SYSFS_ROOT = Path("/sys")
+_PCIE_ROOT = re.compile(r"pci[0-9a-f]{4,}:[0-9a-f]{2}")  # pci<domain>:<bus>, as the kernel names a host bridge
 
 
-def discover(nvml: Nvml) -> Inventory:
-    """Everything the driver needs to know about the node's GPUs. A lost GPU is reported, not fatal."""
+def discover(nvml: Nvml, sysfs_root: Path = SYSFS_ROOT) -> Inventory:
+    """Everything the driver needs to know about the node's GPUs. A lost GPU is reported, not fatal.
+
+    ``sysfs_root``: the kernel's sysfs (the host's ``/sys``, or where it is mounted), for NUMA node and PCIe root.
+    """
     cuda = int(nvml.call("nvmlSystemGetCudaDriverVersion"))
     gpus: list[Gpu] = []
     unhealthy: list[UnhealthyGpu] = []
     for index in range(nvml.device_count()):
         try:
-            gpus.append(_gpu(nvml, index))
+            gpus.append(_gpu(nvml, index, sysfs_root))
         except errors.GpuLost as exc:
             unhealthy.append(UnhealthyGpu(index, str(exc)))
     return Inventory(
@@ -35,10 +49,12 @@ def discover(nvml: Nvml) -> Inventory:
     )
 
 
-def _gpu(nvml: Nvml, index: int) -> Gpu:
+def _gpu(nvml: Nvml, index: int, sysfs_root: Path) -> Gpu:
     h = nvml.device(index)
     major, minor = nvml.call("nvmlDeviceGetCudaComputeCapability", h)
     pci = nvml.call("nvmlDeviceGetPciInfo", h)
+    bus_id = _short_bus_id(pci.busId)
+    sysfs_device = sysfs_root / "bus" / "pci" / "devices" / bus_id
     cores = nvml.optional("nvmlDeviceGetNumGpuCores", h)
     mig_mode = nvml.optional("nvmlDeviceGetMigMode", h)
     mig_enabled = bool(mig_mode and mig_mode[0])
@@ -56,9 +72,10 @@ def _gpu(nvml: Nvml, index: int) -> Gpu:
         cuda_compute_capability=f"{major}.{minor}",
         memory_bytes=int(nvml.call("nvmlDeviceGetMemoryInfo", h).total),
         multiprocessors=int(cores) // cuda_cores_per_sm((major, minor)) if cores else 0,
-        pci_bus_id=_short_bus_id(pci.busId),
+        pci_bus_id=bus_id,
         pci_device_id=int(pci.pciDeviceId),
-        numa_node=_numa_node(nvml, h),
+        pcie_root=_pcie_root(sysfs_root, sysfs_device),
+        numa_node=_numa_node(nvml, h, sysfs_device),
         compute_mode=int(nvml.call("nvmlDeviceGetComputeMode", h)),
         mig_capable=mig_mode is not None,
         mig_enabled=mig_enabled,
@@ -70,18 +87,43 @@ def _gpu(nvml: Nvml, index: int) -> Gpu:
 
 
 def _short_bus_id(bus_id: bytes | str) -> str:
-    """NVML's "00000000:07:00.0" as the kernel/PCI form "0000:07:00.0"."""
+    """NVML's "00000000:4E:00.0" as the kernel names the device in sysfs: "0000:4e:00.0" (domain in at least four
+    digits, lower-case hex)."""
     text = bus_id.decode() if isinstance(bus_id, bytes) else bus_id
     domain, rest = text.split(":", 1)
     return f"{int(domain, 16):04x}:{rest.lower()}"
 
 
-def _numa_node(nvml: Nvml, h: Any) -> int | None:
+def _numa_node(nvml: Nvml, h: Any, sysfs_device: Path) -> int | None:
+    """The PCI device's ``numa_node`` in sysfs; NVML's answer where sysfs has none and NVML has one (not on x86)."""
+    node = _sysfs_numa_node(sysfs_device)
+    if node is not None:
+        return node
     try:
         node = nvml.optional("nvmlDeviceGetNumaNodeId", h)
     except errors.NvmlError:
         return None
     return None if node is None or node < 0 else int(node)
+
+
+def _sysfs_numa_node(sysfs_device: Path) -> int | None:
+    """None where the file is missing or unreadable, or says -1 (a machine without NUMA)."""
+    try:
+        node = int((sysfs_device / "numa_node").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return node if node >= 0 else None
+
+
+def _pcie_root(sysfs_root: Path, sysfs_device: Path) -> str | None:
+    """``pci0000:00``: the first component of the device's real path under ``<sysfs>/devices``; None if it has none."""
+    try:
+        device = sysfs_device.resolve(strict=True)
+        under = device.relative_to((sysfs_root / "devices").resolve(strict=True))
+    except (OSError, ValueError):  # no such device, a dangling link, or a path outside <sysfs>/devices
+        return None
+    root = under.parts[0] if len(under.parts) > 1 else ""
+    return root if _PCIE_ROOT.fullmatch(root) else None
 
 
 def mig_profiles(nvml: Nvml, h: Any) -> tuple[MigProfile, ...]:

@@ -40,12 +40,26 @@ class CounterConsumption:
 
 
 @dataclass(frozen=True)
+class DeviceTaint:
+    """A taint on a published device (``effect``: NoSchedule, NoExecute or None, the informational one).
+
+    ``time_added`` (RFC 3339) is set by the driver, not left to the API server, so what is published compares
+    equal to what the server returns."""
+
+    key: str
+    value: str
+    effect: str
+    time_added: str
+
+
+@dataclass(frozen=True)
 class Device:
     name: str
     attributes: tuple[tuple[str, Attr], ...]
     capacity: tuple[tuple[str, Capacity], ...]
     consumes: tuple[CounterConsumption, ...] = ()
     allow_multiple_allocations: bool = False
+    taints: tuple[DeviceTaint, ...] = ()
 
     def attribute(self, name: str) -> Attr | None:
         return dict(self.attributes).get(name)

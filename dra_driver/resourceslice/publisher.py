@@ -12,11 +12,14 @@ Rules:
 
 One ``publish`` is one attempt (a LIST, then the writes); ``reconciler.SliceReconciler`` repeats it
 whenever the slices on the server stop matching what was published, with backoff on failures.
+``on_write`` (optional) is called with "create", "update" or "delete" after every write request the API server
+answered (the kubelet plugin counts them in a metric).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,16 +76,27 @@ def _write_order(old: Obj, new: Obj) -> int:
 
 
 class SlicePublisher:
-    def __init__(self, kube: Kube, caps: Capabilities, driver: str, node: str, owner: Obj | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        caps: Capabilities,
+        driver: str,
+        node: str,
+        owner: Obj | None = None,
+        on_write: Callable[[str], None] | None = None,
+    ) -> None:
         self.kube = kube
         self.caps = caps
         self.driver = driver
         self.node = node
         self.owner = owner
+        self.on_write = on_write
         self.base = resource_path(f"resource.k8s.io/{caps.api_version}", "resourceslices")
 
     @classmethod
-    def for_node(cls, kube: Kube, caps: Capabilities, driver: str, node: str) -> SlicePublisher:
+    def for_node(
+        cls, kube: Kube, caps: Capabilities, driver: str, node: str, on_write: Callable[[str], None] | None = None
+    ) -> SlicePublisher:
         """A publisher whose slices are owned by the Node object (garbage-collected with it)."""
         obj = kube.get(resource_path("v1", "nodes", node))
         owner = None
@@ -94,7 +108,7 @@ class SlicePublisher:
                 "uid": obj["metadata"]["uid"],
                 "controller": True,
             }
-        return cls(kube, caps, driver, node, owner)
+        return cls(kube, caps, driver, node, owner, on_write)
 
     @property
     def selector(self) -> str:
@@ -134,6 +148,7 @@ class SlicePublisher:
             writes += self._write(obj, actual.get(obj["metadata"]["name"]))
         for name in sorted(set(actual) - set(desired)):
             self.kube.delete(self.slice_path(name))
+            self._written("delete")
             writes += 1
         log.info(
             "published %d slice(s) for %s at generation %d (%d writes)", len(desired), self.node, generation, writes
@@ -147,11 +162,17 @@ class SlicePublisher:
         else:
             obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
             self.kube.replace(self.slice_path(name), obj)
+        self._written("create" if current is None else "update")
         return 1
+
+    def _written(self, operation: str) -> None:
+        if self.on_write is not None:
+            self.on_write(operation)
 
     def unpublish(self) -> int:
         """Delete all of this node's slices for the driver (plugin uninstall)."""
         count = 0
         for s in self.existing():
             count += int(self.kube.delete(self.slice_path(s["metadata"]["name"])))
+            self._written("delete")
         return count

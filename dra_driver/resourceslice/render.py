@@ -47,6 +47,11 @@ def _device_body(d: Device) -> Obj:
         ]
     if d.allow_multiple_allocations:
         body["allowMultipleAllocations"] = True
+    if d.taints:
+        body["taints"] = [
+            {"key": t.key, **({"value": t.value} if t.value else {}), "effect": t.effect, "timeAdded": t.time_added}
+            for t in d.taints
+        ]
     return body
 
 

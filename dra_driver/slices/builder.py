@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import assert_never
 
 from api.partitioning import GpuMode, Mig, Shared, TimeSlice, Whole
 from dra_driver.errors import ConfigError
 from dra_driver.inventory import Gpu, Inventory
 from dra_driver.resourceslice.capabilities import Capabilities
-from dra_driver.resourceslice.model import CounterSet, Device, Pool, SliceContent
+from dra_driver.resourceslice.model import CounterSet, Device, DeviceTaint, Pool, SliceContent
 from dra_driver.slices import devices as dev
 
 MAX_DEVICES = 128
@@ -60,6 +60,12 @@ def gpu_group(inv: Inventory, gpu: Gpu, mode: GpuMode, caps: Capabilities, notes
             assert_never(mode)
 
 
+def _tainted(group: GpuGroup, taints: tuple[DeviceTaint, ...]) -> GpuGroup:
+    if not taints:
+        return group
+    return GpuGroup(tuple(replace(d, taints=taints) for d in group.devices), group.counter_set)
+
+
 def _pack(groups: list[GpuGroup], caps: Capabilities) -> list[SliceContent]:
     """Pack GPU groups in order into slices within the API limits; counter sets apart where required."""
     slices: list[SliceContent] = []
@@ -87,10 +93,23 @@ def _pack(groups: list[GpuGroup], caps: Capabilities) -> list[SliceContent]:
     return slices
 
 
-def build_pool(inv: Inventory, modes: Mapping[int, GpuMode], caps: Capabilities, driver: str, node: str) -> Pool:
-    """The desired pool: one group of devices per healthy GPU (in index order), packed into slices."""
+def build_pool(
+    inv: Inventory,
+    modes: Mapping[int, GpuMode],
+    caps: Capabilities,
+    driver: str,
+    node: str,
+    taints: Mapping[int, tuple[DeviceTaint, ...]] | None = None,
+) -> Pool:
+    """The desired pool: one group of devices per healthy GPU (in index order), packed into slices.
+
+    ``taints`` (by GPU index) go on every device of that GPU, where the cluster keeps device taints."""
     notes = list(caps.describe())
     groups = [gpu_group(inv, gpu, modes.get(gpu.index, Whole()), caps, notes) for gpu in inv.gpus]
+    if taints and caps.device_taints:
+        groups = [_tainted(g, taints.get(gpu.index, ())) for g, gpu in zip(groups, inv.gpus, strict=True)]
+    elif taints and any(taints.values()):
+        notes.append("the cluster drops device taints (DRADeviceTaints off): unhealthy GPUs are published untainted")
     notes += [f"GPU {u.index} not published: {u.reason}" for u in inv.unhealthy]
     slices = _pack(groups, caps) or [SliceContent()]  # an empty slice says "driver up, no devices"
     return Pool(driver, node, tuple(slices), tuple(notes))

@@ -6,6 +6,7 @@ Names (DNS labels, stable): ``gpu-<minor>``, ``gpu-<minor>-mig-<profile>-<start>
 
 from __future__ import annotations
 
+from dra_driver.gpu_facts import full_size_profile, whole_gpu_resources
 from dra_driver.inventory import Gpu, Inventory, MigDevice, MigProfile
 from dra_driver.resourceslice import quantity
 from dra_driver.resourceslice.model import (
@@ -57,6 +58,8 @@ def _gpu_attributes(inv: Inventory, gpu: Gpu, kind: str) -> list[tuple[str, Attr
         ("minor", gpu.minor),
         (f"{STANDARD}/pciBusID", gpu.pci_bus_id),
     ]
+    if gpu.pcie_root is not None:
+        attrs.append((f"{STANDARD}/pcieRoot", gpu.pcie_root))
     if gpu.numa_node is not None:
         attrs.append((f"{STANDARD}/numaNode", gpu.numa_node))
     return attrs
@@ -70,8 +73,14 @@ def _gpu_capacity(gpu: Gpu) -> tuple[tuple[str, Capacity], ...]:
 
 
 def whole_gpu(inv: Inventory, gpu: Gpu, consumes: tuple[CounterConsumption, ...] = ()) -> Device:
+    """The whole GPU, advertising what a claim of it gets: on a MIG-enabled GPU the full-size MIG instance."""
     attrs = [("uuid", gpu.uuid), *_gpu_attributes(inv, gpu, "gpu")]
-    return Device(whole_name(gpu), tuple(attrs), _gpu_capacity(gpu), consumes)
+    memory, multiprocessors = whole_gpu_resources(gpu)
+    capacity = (
+        ("memory", Capacity(quantity.binary(memory))),
+        ("multiprocessors", Capacity(quantity.decimal(multiprocessors))),
+    )
+    return Device(whole_name(gpu), tuple(attrs), capacity, consumes)
 
 
 # --- MIG -----------------------------------------------------------------------------------------
@@ -85,11 +94,18 @@ _ENGINES = (
 )
 
 
+_TOTALS = (("multiprocessors", "multiprocessors"), ("memory", "memory_bytes"), ("compute-slices", "compute_slices"))
+
+
 def _profile_totals(gpu: Gpu) -> dict[str, int]:
-    """Counter values of a MIG GPU: what the largest combination of any one profile can use."""
-    totals = {"multiprocessors": gpu.multiprocessors, "memory": gpu.memory_bytes}
-    for counter, attr in (("compute-slices", "compute_slices"), *_ENGINES):
-        totals[counter] = max(getattr(p, attr) * p.instance_count for p in gpu.mig_profiles)
+    """Counter values of a MIG GPU, from its profile table: what the full-size instance has (the whole GPU in MIG
+    mode; 98 SMs and 40192 MiB on an A100-40GB, not the 108 SMs and 40 GiB of MIG off), or what one profile's
+    instances together have, if that is more. Memory slices keep placements apart; these keep the sums honest."""
+    full = full_size_profile(gpu)
+    totals = {}
+    for counter, attr in (*_TOTALS, *_ENGINES):
+        most = max(getattr(p, attr) * p.instance_count for p in gpu.mig_profiles)
+        totals[counter] = max(most, getattr(full, attr)) if full is not None else most
     return totals
 
 

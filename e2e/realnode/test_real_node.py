@@ -27,6 +27,7 @@ from e2e.realnode.conftest import HOST_INTERFACES
 from e2e.wait import until
 from nvml_sim.control import SimulatedMachine
 from sandbox.commands import sandbox_down
+from sandbox.faults import sandbox_fault
 from sandbox.realnode import cgroups, cleanup
 from sandbox.realnode.probe import Seen
 
@@ -158,6 +159,33 @@ def test_the_plugin_killed_and_restarted_keeps_pods_running_and_serves_new_claim
         status = (real_kube.get(f"/api/v1/namespaces/{ns}/pods/{pod}") or {})["status"]
         assert status["phase"] == "Running", workload
         assert status["containerStatuses"][0]["restartCount"] == 0, workload
+
+
+def test_xid_79_taints_the_gpu_and_its_pod_reports_unhealthy_until_it_recovers(
+    running: dict[str, tuple[str, Seen, float]], real_sandbox: Sandbox, real_kube: Kube, ns: str, node: str
+) -> None:
+    pod, seen, _ = running["mig-1g"]
+    machine = SimulatedMachine(real_sandbox.layout.machine_file(node))
+    (device,) = seen.gpu_nodes
+    (index,) = [g["index"] for g in machine.state()["gpus"] if f"/dev/nvidia{g['minor']}" == device]
+    assert sandbox_fault(node, index, "xid", 79, real_sandbox.workdir) == 0
+    started = time.monotonic()
+    until(lambda: _gpu_taints(real_kube, node, index), "the GPU's devices tainted", timeout=15)
+    assert time.monotonic() - started < 15
+    assert {t["effect"] for t in _gpu_taints(real_kube, node, index)} == {"NoSchedule"}
+    until(lambda: "Unhealthy" in pods.resource_health(real_kube, ns, pod), "the pod's device Unhealthy", timeout=30)
+    assert sandbox_fault(node, index, "none", None, real_sandbox.workdir) == 0
+    until(lambda: not _gpu_taints(real_kube, node, index), "the taint gone after recovery", timeout=30)
+    until(lambda: set(pods.resource_health(real_kube, ns, pod)) == {"Healthy"}, "Healthy again", timeout=30)
+
+
+def _gpu_taints(kube: Kube, node: str, index: int) -> list[dict[str, str]]:
+    out = []
+    for s in kube.list("/apis/resource.k8s.io/v1/resourceslices", fieldSelector=f"spec.nodeName={node}"):
+        for d in s["spec"].get("devices") or []:
+            if d.get("attributes", {}).get("index", {}).get("int") == index:
+                out += d.get("taints") or []
+    return out
 
 
 def test_a_lost_gpu_turns_its_pods_health_unhealthy(

@@ -19,6 +19,7 @@ from e2e.fixtures import Sandbox
 from e2e.plugin_node import DRIVER, PluginNode
 from e2e.plugin_pods import claim_with_status, delete_all, running, spec_of, status_uuids
 from e2e.wait import until
+from nvml_sim.driver_install import calls_log
 from sandbox.demo import EXAMPLES, apply
 from tests.cdi.schema_check import schema_errors
 
@@ -82,6 +83,18 @@ def test_whole_gpu_claims_run_with_their_gpu_uuid(
         _check_spec(spec_of(node, claim), [uuid])
     delete_all(kube, namespace, pods)
     assert list(node.cdi_dir.glob("*.json")) == []
+
+
+def test_a_claim_can_select_gpus_by_the_pcie_root_and_numa_node_read_from_sysfs(
+    gpu_node: Callable[..., PluginNode], kube: Kube, namespace: str
+) -> None:
+    node = gpu_node("dgx-a100", Whole())  # GPUs 4 and 5 share root complex pci0000:80, on NUMA node 1
+    std = 'device.attributes["resource.kubernetes.io"]'
+    selector = f'{std}.pcieRoot == "pci0000:80" && {std}.numaNode == 1'
+    pod = claims.pod(kube, namespace, node.name, claims.template(kube, namespace, class_name("gpu"), [selector], 2))
+    running(kube, namespace, [pod], node)
+    assert sorted(claims.allocated_devices(kube, namespace, pod) or []) == ["gpu-4", "gpu-5"]
+    delete_all(kube, namespace, [pod])
 
 
 def test_a_claim_given_one_shared_gpu_twice_runs_with_a_cdi_device_and_a_status_entry_per_share(
@@ -152,10 +165,18 @@ def test_time_slice_replicas_share_the_interval_and_reset_it(
     t = claims.template(kube, namespace, class_name("timeslice"), config=[config])
     pods = [claims.pod(kube, namespace, node.name, t) for _ in range(2)]
     running(kube, namespace, pods, node)
-    slices = json.loads((node.root / "state" / "timeslice.json").read_text())
-    assert list(slices.values()) == ["Long"]
+    uuid = node.machine.state()["gpus"][0]["uuid"]
+    set_long = ["compute-policy", "-i", uuid, "--set-timeslice", "3"]
+    assert [c["argv"] for c in _calls(node) if "--set-timeslice" in c["argv"]] == [set_long]  # the first pod sets it
     delete_all(kube, namespace, pods)
-    assert json.loads((node.root / "state" / "timeslice.json").read_text()) == {}
+    resets = [c["argv"] for c in _calls(node) if "--set-timeslice" in c["argv"]][1:]
+    assert resets == [["compute-policy", "-i", uuid, "--set-timeslice", "0"]]  # the last pod resets it
+
+
+def _calls(node: PluginNode) -> list[dict[str, Any]]:
+    """What the plugin ran of the node's driver tools (the stand-ins of its simulated driver root record it)."""
+    log = calls_log(node.root / "driver-root")
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 def test_mig_device_with_mps_config_gets_mps_limits(
@@ -214,8 +235,23 @@ def test_mig_device_with_mps_config_gets_mps_limits(
     assert "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=50" in env
     assert f"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT={uuid}=10240M" in env
     assert schema_errors(spec) == []
+    # one MPS control daemon for the MIG device, started with the claim's limits; the container gets its pipes
+    (pipe,) = [
+        m["hostPath"] for m in spec["devices"][0]["containerEdits"]["mounts"] if m["containerPath"] == "/tmp/nvidia-mps"
+    ]
+    daemon = [c for c in _calls(node) if c["program"] == "nvidia-cuda-mps-control"]
+    assert [(c["argv"], c.get("stdin")) for c in daemon] == [
+        (["-d"], None),
+        ([], ["set_default_active_thread_percentage 50"]),
+        ([], [f"set_default_device_pinned_mem_limit {uuid} 10240M"]),
+    ]
+    assert {c["env"]["CUDA_VISIBLE_DEVICES"] for c in daemon} == {uuid}
+    assert {c["env"]["CUDA_MPS_PIPE_DIRECTORY"] for c in daemon} == {pipe}
+    assert (Path(pipe) / "nvidia-cuda-mps-control.pid").exists()
     delete_all(kube, namespace, ["mps"])
     assert node.machine.mig_partitions() == [] and list(node.cdi_dir.glob("*.json")) == []
+    assert [c.get("stdin") for c in _calls(node) if c["program"] == "nvidia-cuda-mps-control"][-1] == ["quit"]
+    assert not Path(pipe).exists()
 
 
 def test_malformed_opaque_config_fails_prepare_naming_the_field_and_leaves_nothing(

@@ -138,3 +138,7 @@ def node(machine: MachineFactory, tmp_path: Path) -> Iterator[Node]:
     yield n
     for d in n.drivers:
         d.shutdown()
+
+
+# the node whose plugin runs the real HardwareOps with the simulated driver root's tools (tooled.py)
+from tests.kubelet_plugin.tooled import tool_node, tool_nodes  # noqa: E402, F401

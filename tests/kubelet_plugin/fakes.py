@@ -1,10 +1,13 @@
 """``FakeHardware``: a ``GpuHardware`` in memory, for unit tests of the driver and of start-up repair.
 
 MIG partitions are a dict ``{(gpu index, GPU instance id): GpuInstance}``; time-slice intervals a dict by GPU
-UUID; MPS is recorded but touches no files. Every call is appended to ``calls`` (e.g. ``"apply gpu-0"``,
-``"destroy 0/1"``). Failures on request: ``fail_apply(n)`` / ``fail_undo(n)`` make the n-th next call raise,
-``lose(gpu)`` makes every call touching that GPU raise ``GpuLost`` until ``restore(gpu)``; ``reboot()``. What an undo does
-is decided by the same ``undo_steps`` as the NVML implementation.
+UUID; compute modes a dict by GPU index (absent: DEFAULT); MPS daemons a set of pipe directories whose daemon runs
+(``mps``) and one of pipe directories whose daemon died (``dead``, after ``kill_daemon``), touching no files.
+``missing`` names driver tools the node lacks (``unavailable`` then refuses what needs them). Every call is
+appended to ``calls`` (e.g. ``"apply gpu-0"``, ``"destroy 0/1"``). Failures on request: ``fail_apply(n)`` /
+``fail_undo(n)`` make the n-th next call raise, ``lose(gpu)`` makes every call touching that GPU raise ``GpuLost``
+until ``restore(gpu)``; ``reboot()``. What an undo does is decided by the same ``undo_steps`` as the NVML
+implementation.
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ from collections.abc import Iterable
 import pynvml
 
 from dra_driver import errors
-from kubelet_plugin.hardware import GpuInstance, undo_steps
+from kubelet_plugin.hardware import DEFAULT_MODE, EXCLUSIVE_PROCESS, GpuInstance, undo_steps
 from kubelet_plugin.records import DeviceRecord, MigPartition, TimeSliceReplica
+from kubelet_plugin.sharing import MPS_CONTROL, NVIDIA_SMI
 
 
 class FakeHardware:
     def __init__(self) -> None:
         self.partitions: dict[tuple[int, int], GpuInstance] = {}
         self.intervals: dict[str, str] = {}  # GPU UUID -> interval; absent: "Default"
-        self.mps: set[str] = set()  # pipe directories of devices with MPS applied
+        self.mps: set[str] = set()  # pipe directories whose MPS daemon runs
+        self.dead: set[str] = set()  # pipe directories whose MPS daemon died
+        self.compute_modes: dict[int, int] = {}  # GPU index -> mode; absent: DEFAULT
+        self.missing: set[str] = set()  # driver tools this node lacks
         self.calls: list[str] = []
         self.lost: set[int] = set()
         self._fail: dict[str, int] = {}  # "apply" | "undo" -> calls to go before one fails
@@ -46,10 +53,18 @@ class FakeHardware:
         self.lost.discard(gpu_index)
 
     def reboot(self) -> None:
-        """What a reboot does: MIG partitions and MPS gone, every GPU back (new partitions get new UUIDs)."""
+        """What a reboot does: MIG partitions, MPS daemons and GPU settings gone (the pipe directories stay),
+        every GPU back (new partitions get new UUIDs)."""
         self.partitions.clear()
+        self.dead |= self.mps
         self.mps.clear()
+        self.intervals.clear()
+        self.compute_modes.clear()
         self.lost.clear()
+
+    def kill_daemon(self, pipe_directory: str) -> None:
+        self.mps.discard(pipe_directory)
+        self.dead.add(pipe_directory)
 
     def _check(self, op: str, gpu_index: int) -> None:
         if gpu_index in self.lost:
@@ -61,6 +76,14 @@ class FakeHardware:
                 raise errors.NvmlError(op, pynvml.NVML_ERROR_UNKNOWN, f"injected failure of {op}")
 
     # --- GpuHardware ---------------------------------------------------------------------------
+
+    def unavailable(self, record: DeviceRecord) -> str | None:
+        hw = record.hardware
+        if isinstance(hw, TimeSliceReplica) and hw.interval != "Default" and NVIDIA_SMI in self.missing:
+            return f"device {record.device}: {hw.interval} time-slicing needs {NVIDIA_SMI}, which is missing"
+        if record.mps is not None and MPS_CONTROL in self.missing:
+            return f"device {record.device}: MPS sharing needs {MPS_CONTROL}, which is missing"
+        return None
 
     def apply(self, record: DeviceRecord) -> DeviceRecord:
         hw = record.hardware
@@ -82,7 +105,7 @@ class FakeHardware:
         if isinstance(hw, TimeSliceReplica):
             self.set_interval(hw.gpu_uuid, hw.interval)
         if record.mps is not None:
-            self.mps.add(record.mps.pipe_directory)
+            self.start_mps(record)
         return record
 
     def undo(self, record: DeviceRecord, remaining: Iterable[DeviceRecord]) -> None:
@@ -94,8 +117,10 @@ class FakeHardware:
             self.partitions.pop((hw.gpu_index, steps.destroy_gpu_instance), None)
         if steps.reset_interval:
             self.intervals.pop(hw.gpu_uuid, None)
-        if steps.remove_mps and record.mps is not None:
-            self.mps.discard(record.mps.pipe_directory)
+        if steps.stop_mps and record.mps is not None:
+            self.stop_mps(record.mps.pipe_directory)
+        if steps.reset_compute_mode:
+            self.compute_modes.pop(hw.gpu_index, None)
 
     def gpu_instances(self, gpu_index: int) -> list[GpuInstance]:
         self._check("gpu_instances", gpu_index)
@@ -115,3 +140,36 @@ class FakeHardware:
             self.intervals.pop(gpu_uuid, None)
         else:
             self.intervals[gpu_uuid] = interval
+
+    def compute_mode(self, gpu_index: int) -> int:
+        self._check("compute_mode", gpu_index)
+        return self.compute_modes.get(gpu_index, DEFAULT_MODE)
+
+    def set_compute_mode(self, gpu_index: int, mode: int) -> None:
+        self.calls.append(f"compute mode {gpu_index} {mode}")
+        if mode == DEFAULT_MODE:
+            self.compute_modes.pop(gpu_index, None)
+        else:
+            self.compute_modes[gpu_index] = mode
+
+    def mps_daemons(self) -> dict[str, int | None]:
+        return {p: (1 if p in self.mps else None) for p in sorted(self.mps | self.dead)}
+
+    def start_mps(self, record: DeviceRecord) -> bool:
+        assert record.mps is not None
+        pipe = record.mps.pipe_directory
+        if pipe in self.mps:
+            return False
+        self.calls.append(f"start mps {pipe}")
+        if not isinstance(record.hardware, MigPartition):
+            self.compute_modes[record.hardware.gpu_index] = EXCLUSIVE_PROCESS
+        self.dead.discard(pipe)
+        self.mps.add(pipe)
+        return True
+
+    def stop_mps(self, pipe_directory: str) -> bool:
+        self.calls.append(f"stop mps {pipe_directory}")
+        running = pipe_directory in self.mps
+        self.mps.discard(pipe_directory)
+        self.dead.discard(pipe_directory)
+        return running

@@ -11,6 +11,7 @@ import pytest
 from dra_driver import cdi
 from dra_driver.k8s import MERGE_PATCH, ApiError
 from dra_driver.kubeletplugin.protocol import ClaimRef
+from kubelet_plugin.hardware import EXCLUSIVE_PROCESS
 from kubelet_plugin.records import MigPartition
 from tests.kubelet_plugin.conftest import DRIVER, NODE, Node, claim, time_slicing
 
@@ -216,3 +217,37 @@ def test_a_claim_still_in_progress_at_the_answer_budget_is_answered_and_its_retr
     retry = driver.prepare([slow])["slow"]  # waits for the claim lock held by the first attempt, then reads it
     assert retry.error == "" and [d.device for d in retry.devices] == [MIG_0]
     assert node.recorded() == {"quick": "PrepareCompleted", "slow": "PrepareCompleted"}
+
+
+def test_a_claim_needing_a_missing_driver_tool_is_refused_before_anything_is_recorded(node: Node) -> None:
+    node.hardware.missing = {"nvidia-smi", "nvidia-cuda-mps-control"}
+    refs = [
+        node.api.add(claim("u1", ["gpu-0-ts-0"], config=time_slicing("Short"))),
+        node.api.add(claim("u2", ["gpu-1"])),
+    ]
+    results = node.driver().prepare(refs)
+    assert "Short time-slicing needs nvidia-smi" in results["u1"].error
+    assert results["u2"].error == ""
+    assert node.recorded() == {"u2": "PrepareCompleted"} and node.hardware.calls == ["apply gpu-1"]
+
+
+def test_mps_claims_on_one_gpu_share_its_daemon_and_compute_mode_until_the_last_leaves(node: Node) -> None:
+    refs = [node.api.add(claim(u, ["gpu-0-shared"], config=_mps())) for u in ("a", "b")]
+    driver = node.driver()
+    driver.prepare(refs)
+    pipe = str(node.root / "mps" / "gpu-0")
+    assert node.hardware.mps == {pipe} and node.hardware.compute_modes == {0: EXCLUSIVE_PROCESS}
+    assert [c for c in node.hardware.calls if c.startswith("start mps")] == [f"start mps {pipe}"]
+    driver.unprepare(refs[:1])
+    assert node.hardware.mps == {pipe} and node.hardware.compute_modes == {0: EXCLUSIVE_PROCESS}
+    driver.unprepare(refs[1:])
+    assert node.hardware.mps == set() and node.hardware.compute_modes == {}
+
+
+def _mps() -> list[dict[str, Any]]:
+    parameters = {
+        "apiVersion": "gpu.dra-driver.dev/v1alpha1",
+        "kind": "GpuConfig",
+        "sharing": {"strategy": "MPS", "mpsConfig": {"defaultActiveThreadPercentage": 25}},
+    }
+    return [{"source": "FromClaim", "requests": [], "opaque": {"driver": DRIVER, "parameters": parameters}}]

@@ -118,6 +118,7 @@ class Served:
         assert node.recorded() == {} and self.driver.checkpoint.claims() == {}
         assert node.specs() == []
         assert node.hardware.partitions == {} and node.hardware.intervals == {} and node.hardware.mps == set()
+        assert node.hardware.compute_modes == {} and node.hardware.dead == set()
         return prepared
 
     def reset(self) -> None:
@@ -130,6 +131,8 @@ class Served:
         self.node.hardware.partitions.clear()
         self.node.hardware.intervals.clear()
         self.node.hardware.mps.clear()
+        self.node.hardware.dead.clear()
+        self.node.hardware.compute_modes.clear()
         self.node.api.claims.clear()
 
 

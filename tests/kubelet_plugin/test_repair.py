@@ -6,7 +6,7 @@ import json
 
 from dra_driver.cdi.atomic import TEMP_SUFFIX
 from kubelet_plugin.checkpoint import Checkpoint
-from kubelet_plugin.hardware import GpuInstance
+from kubelet_plugin.hardware import EXCLUSIVE_PROCESS, GpuInstance
 from kubelet_plugin.records import MigPartition
 from kubelet_plugin.repair import repair
 from tests.kubelet_plugin.conftest import DRIVER, Node, claim, time_slicing
@@ -128,3 +128,36 @@ def test_time_slice_intervals_no_claim_uses_are_reset(node: Node) -> None:
     node.hardware.intervals[gpu1] = "Long"  # its last claim went away mid-unprepare
     repair(node.driver(), [])
     assert node.hardware.intervals == {gpu0: "Short"}
+
+
+def test_mps_daemons_and_compute_modes_are_brought_back_in_line_with_the_claims(node: Node) -> None:
+    mps = [
+        {
+            "source": "FromClaim",
+            "requests": [],
+            "opaque": {
+                "driver": DRIVER,
+                "parameters": {
+                    "apiVersion": "gpu.dra-driver.dev/v1alpha1",
+                    "kind": "GpuConfig",
+                    "sharing": {"strategy": "MPS", "mpsConfig": {"defaultActiveThreadPercentage": 25}},
+                },
+            },
+        }
+    ]
+    ref = node.api.add(claim("u1", ["gpu-0-shared"], config=mps))
+    node.driver().prepare([ref])
+    owned, orphan = str(node.root / "mps" / "gpu-0"), str(node.root / "mps" / "gpu-1")
+    node.hardware.kill_daemon(owned)  # died while the plugin was down
+    node.hardware.mps.add(orphan)  # left by a claim the checkpoint no longer has
+    node.hardware.compute_modes[1] = EXCLUSIVE_PROCESS
+    report = repair(node.driver(), [])
+    assert (report.mps_started, report.mps_stopped, report.settings_reset) == (1, 1, 1)
+    assert node.hardware.mps == {owned} and node.hardware.dead == set()
+    assert node.hardware.compute_modes == {0: EXCLUSIVE_PROCESS}
+
+
+def test_settings_that_cannot_be_read_are_left_alone(node: Node) -> None:
+    node.hardware.intervals[node.inventory.gpus[0].uuid] = "unknown"  # e.g. no nvidia-smi
+    report = repair(node.driver(), [])
+    assert report.settings_reset == 0 and not any(c.startswith("interval") for c in node.hardware.calls)

@@ -1,4 +1,4 @@
-"""Settings are resolved once: API timeouts kept inside the kubelet's deadline, the driver root, numbers checked."""
+"""Settings are resolved once: API timeouts inside the kubelet's deadline, the driver root, sysfs, numbers checked."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from kubelet_plugin.settings import parse
 
 @pytest.fixture(autouse=True)
 def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for env in ("API_CONNECT_TIMEOUT", "API_READ_TIMEOUT", "DRIVER_ROOT", "HOST_DRIVER_ROOT"):
+    for env in ("API_CONNECT_TIMEOUT", "API_READ_TIMEOUT", "DRIVER_ROOT", "HOST_DRIVER_ROOT", "SYSFS_ROOT"):
         monkeypatch.delenv(env, raising=False)
 
 
@@ -70,6 +70,13 @@ def test_a_mounted_driver_root_names_the_host_directory_for_cdi_mounts(monkeypat
     s = parse(["--node-name", "n", "--host-driver-root", "/run/nvidia/driver"])
     assert (s.driver_root, s.host_driver_root) == (Path("/driver-root"), "/run/nvidia/driver")
     assert parse(["--node-name", "n"]).host_driver_root == "/driver-root"  # default: the same directory
+
+
+def test_sysfs_is_the_hosts_unless_a_flag_or_the_environment_names_a_mount(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse(["--node-name", "n"]).sysfs_root == Path("/sys")
+    monkeypatch.setenv("SYSFS_ROOT", "/host/sys")
+    assert parse(["--node-name", "n"]).sysfs_root == Path("/host/sys")
+    assert parse(["--node-name", "n", "--sysfs-root", "/machine.sys"]).sysfs_root == Path("/machine.sys")
 
 
 def test_a_relative_host_driver_root_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,7 +40,8 @@ def test_each_profile_reports_its_gpus_with_real_identity(machine: MachineFactor
         pci = pynvml.nvmlDeviceGetPciInfo(h)
         assert pci.pciDeviceId == model.pci_device_id
         assert pci.busId == f"00000000:{slot.pci_bus:02X}:00.0"
-        assert pynvml.nvmlDeviceGetNumaNodeId(h) == slot.numa_node
+        with pytest.raises(pynvml.NVMLError_NotSupported):  # as on a real x86 host: NUMA is in sysfs
+            pynvml.nvmlDeviceGetNumaNodeId(h)
         assert pynvml.nvmlDeviceGetBrand(h) == pynvml.NVML_BRAND_NVIDIA
         assert pynvml.nvmlDeviceGetSerial(h).isdigit()
         uuid = pynvml.nvmlDeviceGetUUID(h)

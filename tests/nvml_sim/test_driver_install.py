@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dra_driver.driver_root import DriverFile, discover_driver_files
 from nvml_sim.build import library_path
 from nvml_sim.control import SimulatedMachine
-from nvml_sim.driver_install import LIBRARY_DIR, install
+from nvml_sim.driver_install import LIBRARY_DIR, calls_log, install
 from nvml_sim.hardware import MACHINE_PROFILES
 
 VERSION = MACHINE_PROFILES["dgx-a100"].driver_version
@@ -68,10 +71,112 @@ def test_the_libcuda_stand_in_loads_and_answers_no_device(root: Path) -> None:
 
 def test_the_stand_in_binaries_say_what_they_are_and_fail_what_they_cannot_do(root: Path) -> None:
     smi = root / "usr" / "bin" / "nvidia-smi"
+    assert "STAND-IN" in smi.read_text().splitlines()[1]
     done = subprocess.run([str(smi), "-L"], capture_output=True, text=True, check=False)
-    assert done.returncode != 0 and "dra-driver sandbox's stand-in" in done.stderr
+    assert done.returncode != 0 and "stand-in of the dra-driver sandbox" in done.stderr
     version = subprocess.run([str(smi), "--version"], capture_output=True, text=True, check=True)
     assert VERSION in version.stdout
+    server = root / "usr" / "bin" / "nvidia-cuda-mps-server"
+    assert subprocess.run([str(server)], capture_output=True, check=False).returncode != 0
+
+
+def _run(root: Path, program: str, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [str(root / "usr" / "bin" / program), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _calls(root: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in calls_log(root).read_text().splitlines()]
+
+
+def test_the_stand_in_nvidia_smi_records_its_calls_and_keeps_the_time_slice_interval(root: Path) -> None:
+    assert "Timeslice                         : DEFAULT" in _run(root, "nvidia-smi", "compute-policy", "-i", "G", "-l")
+    _run(root, "nvidia-smi", "compute-policy", "-i", "G", "--set-timeslice", "2")
+    _run(root, "nvidia-smi", "compute-policy", "-i", "H", "--set-timeslice=3")
+    out = _run(root, "nvidia-smi", "compute-policy", "-i", "G,H", "-l")
+    assert out.split("GPU ")[1:] == [
+        "G\n    Timeslice                         : MEDIUM\n",
+        "H\n    Timeslice                         : LONG\n",
+    ]
+    calls = _calls(root)
+    assert [c["argv"] for c in calls] == [
+        ["compute-policy", "-i", "G", "-l"],
+        ["compute-policy", "-i", "G", "--set-timeslice", "2"],
+        ["compute-policy", "-i", "H", "--set-timeslice=3"],
+        ["compute-policy", "-i", "G,H", "-l"],
+    ]
+    assert {c["program"] for c in calls} == {"nvidia-smi"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_the_stand_in_mps_control_daemon_starts_detached_takes_commands_and_quits(root: Path, tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    env = {
+        "CUDA_MPS_PIPE_DIRECTORY": str(pipe),
+        "CUDA_MPS_LOG_DIRECTORY": str(pipe / "log"),
+        "CUDA_VISIBLE_DEVICES": "G",
+    }
+    _run(root, "nvidia-cuda-mps-control", "-d", env=env)
+    pid = int((pipe / "nvidia-cuda-mps-control.pid").read_text())
+    try:
+        assert _alive(pid) and b"nvidia-cuda-mps-control" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert os.getsid(pid) == pid  # detached in its own session, like the real daemon
+        _run(root, "nvidia-cuda-mps-control", stdin="set_default_active_thread_percentage 25\n", env=env)
+        assert _run(root, "nvidia-cuda-mps-control", stdin="get_default_active_thread_percentage\n", env=env) == "25\n"
+        _run(root, "nvidia-cuda-mps-control", stdin="quit\n", env=env)
+        assert not _alive(pid) and not (pipe / "nvidia-cuda-mps-control.pid").exists()
+    finally:
+        if _alive(pid):
+            os.kill(pid, 9)
+    calls = _calls(root)
+    assert [(c["argv"], c.get("stdin")) for c in calls] == [
+        (["-d"], None),
+        ([], ["set_default_active_thread_percentage 25"]),
+        ([], ["get_default_active_thread_percentage"]),
+        ([], ["quit"]),
+    ]
+    assert all(c["env"] == env for c in calls)
+    assert "Starting control daemon" in (pipe / "log" / "control.log").read_text()
+    done = subprocess.run(
+        [str(root / "usr" / "bin" / "nvidia-cuda-mps-control")],
+        input="quit\n",
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1 and "Cannot find MPS control daemon process" in done.stderr
+
+
+def test_a_stand_in_daemon_whose_pipe_directory_is_removed_exits(root: Path, tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    _run(
+        root,
+        "nvidia-cuda-mps-control",
+        "-d",
+        env={"CUDA_MPS_PIPE_DIRECTORY": str(pipe), "CUDA_MPS_LOG_DIRECTORY": str(pipe)},
+    )
+    pid = int((pipe / "nvidia-cuda-mps-control.pid").read_text())
+    shutil.rmtree(pipe)
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
 
 
 def test_installing_again_changes_nothing(root: Path) -> None:
@@ -95,7 +200,9 @@ def test_a_driver_version_that_is_no_version_is_refused(tmp_path: Path) -> None:
 
 LOAD_FROM_ROOT = """
 import sys
+import time
 from pathlib import Path
+from typing import Any
 from dra_driver.driver_root import discover_driver_files
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml

@@ -1,4 +1,4 @@
-"""Inventories of simulated machines, discovered through the real NVML code path."""
+"""Inventories of simulated machines, discovered through the real NVML code path (and the machines' sysfs)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from tests.conftest import MachineFactory
 @pytest.fixture
 def inventory(machine: MachineFactory) -> Callable[..., Inventory]:
     def make(profile: str, **kwargs: object) -> Inventory:
-        machine(profile, init=False, **kwargs)
+        sim = machine(profile, init=False, **kwargs)
         with Nvml() as nvml:
-            return discover(nvml)
+            return discover(nvml, sim.sysfs_root())
 
     return make

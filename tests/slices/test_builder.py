@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pynvml
 import pytest
@@ -47,7 +48,9 @@ def test_whole_mode_publishes_one_typed_device_per_gpu(inventory: Inv) -> None:
     assert d.attribute("cudaComputeCapability") == Version("8.0.0")
     assert d.attribute("driverVersion") == Version("580.95.5")
     assert d.attribute("resource.kubernetes.io/pciBusID") == "0000:4e:00.0"
-    assert dict(d.capacity)["memory"].value == "40Gi"
+    assert d.attribute("resource.kubernetes.io/pcieRoot") == "pci0000:40"  # shared with GPU 2 (sysfs)
+    assert d.attribute("resource.kubernetes.io/numaNode") == 0
+    assert dict(d.capacity)["memory"].value == "40192Mi"  # MIG is on: a whole-GPU claim gets the 7g.40gb instance
     assert len(pool.slices) == 1 and not d.consumes
 
 
@@ -81,6 +84,29 @@ def test_mig_slices_respect_device_and_counter_set_limits(inventory: Inv) -> Non
     for s in pool.slices:  # a GPU's devices never straddle two slices
         gpus = {d.name.split("-")[1] for d in s.devices}
         assert all(sum(1 for d in s.devices if d.name.split("-")[1] == g) == 26 for g in gpus)
+
+
+def test_every_kind_of_device_names_its_gpus_numa_node_and_pcie_root(inventory: Inv) -> None:
+    inv = inventory("a100-80gb-a30")
+    modes = {0: Mig(), 1: Whole(), 2: TimeSlice(2), 3: Shared()}
+    devices = build_pool(inv, modes, Capabilities(), DRIVER, "n").devices()  # type: ignore[arg-type]
+    assert {d.attribute("type") for d in devices} == {"gpu", "mig", "timeslice", "shared"}
+    for d in devices:
+        gpu = inv.gpu(int(d.attribute("index")))  # type: ignore[arg-type]
+        assert gpu.numa_node is not None and gpu.pcie_root is not None
+        assert d.attribute("resource.kubernetes.io/numaNode") == gpu.numa_node
+        assert d.attribute("resource.kubernetes.io/pcieRoot") == gpu.pcie_root
+    assert [g.pcie_root for g in inv.gpus] == ["pci0000:10", "pci0000:30", "pci0000:b0", "pci0000:c0"]
+
+
+def test_without_sysfs_there_are_no_numa_node_and_pcie_root_attributes(machine: MachineFactory, tmp_path: Path) -> None:
+    machine("l4", init=False)
+    with Nvml() as nvml:
+        inv = discover(nvml, tmp_path / "no-sysfs")
+    (device, *_) = build_pool(inv, {}, Capabilities(), DRIVER, "n").devices()
+    assert device.attribute("resource.kubernetes.io/pciBusID") == "0000:01:00.0"
+    assert device.attribute("resource.kubernetes.io/numaNode") is None
+    assert device.attribute("resource.kubernetes.io/pcieRoot") is None
 
 
 def test_older_servers_get_counter_sets_inside_the_slice_of_their_devices(inventory: Inv) -> None:

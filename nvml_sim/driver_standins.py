@@ -1,0 +1,287 @@
+"""STAND-INS for the NVIDIA driver's programs in a simulated driver root: nvidia-smi, nvidia-cuda-mps-control,
+nvidia-cuda-mps-server. Not NVIDIA's programs, and they reach no GPU.
+
+``nvml_sim.driver_install`` copies this file, standard library only, to ``<driver root>/usr/bin/<program>``
+with this interpreter as its ``#!``; the program is chosen by the name it is run as. Every invocation is
+recorded as one JSON line ``{"program", "argv", "env", "stdin", "pid", "time"}`` (``env``: the CUDA/MPS
+variables set; ``stdin``: the lines read, for the MPS control client) in ``$DRA_SIM_DRIVER_CALLS``, default
+``<driver root>/../driver-calls.jsonl``, so tests can see exactly what the plugin ran. What they do:
+
+- ``nvidia-smi compute-policy -i <ids> --set-timeslice[=]<0..3>`` records the interval per GPU id in
+  ``<driver root>/../nvidia-smi-state.json``; ``nvidia-smi compute-policy -i <ids> -l`` prints it as
+  ``Timeslice : DEFAULT|SHORT|MEDIUM|LONG`` per GPU. ``--version`` answers; anything else (``-c``: the compute
+  mode of the simulated GPUs is the simulated NVML's) fails saying it is a stand-in.
+- ``nvidia-cuda-mps-control -d`` starts a real background process (the "daemon", detached, in a new session),
+  which writes ``$CUDA_MPS_PIPE_DIRECTORY/nvidia-cuda-mps-control.pid`` and a line to
+  ``$CUDA_MPS_LOG_DIRECTORY/control.log``, then waits; it exits on ``quit``, on SIGTERM, or once its PID file
+  is gone (its pipe directory removed). Without ``-d`` the program is the control client: it reads commands
+  from stdin; ``set_default_*`` settings are kept in the pipe directory and answered by ``get_default_*``;
+  without a live daemon it fails like the real one.
+- ``nvidia-cuda-mps-server`` only answers ``--version`` (the real one is started by the control daemon for
+  CUDA clients, and there are none here).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STANDIN = "a stand-in of the dra-driver sandbox's simulated driver installation"
+DRIVER_VERSION = "unknown"  # replaced by the installer with the simulated driver's version
+CALLS_ENV = "DRA_SIM_DRIVER_CALLS"
+RECORDED_ENV = ("CUDA_VISIBLE_DEVICES", "CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY")
+PID_FILE = "nvidia-cuda-mps-control.pid"
+SETTINGS_FILE = "stand-in-settings.json"
+INTERVALS = ("DEFAULT", "SHORT", "MEDIUM", "LONG")
+DAEMON_FLAG = "--stand-in-daemon"
+
+
+def driver_root() -> Path:
+    """The driver root this program is installed in (``<root>/usr/bin/<program>``)."""
+    return Path(__file__).resolve().parent.parent.parent
+
+
+def calls_log() -> Path:
+    return Path(os.environ.get(CALLS_ENV) or driver_root().parent / "driver-calls.jsonl")
+
+
+def smi_state() -> Path:
+    return driver_root().parent / "nvidia-smi-state.json"
+
+
+def record(program: str, argv: list[str], stdin: list[str] | None = None) -> None:
+    entry: dict[str, object] = {
+        "program": program,
+        "argv": argv,
+        "env": {k: os.environ[k] for k in RECORDED_ENV if k in os.environ},
+        "pid": os.getpid(),
+        "time": time.time(),
+    }
+    if stdin is not None:
+        entry["stdin"] = stdin
+    path = calls_log()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def refuse(program: str, what: str) -> int:
+    print(f"{program}: {STANDIN}; it cannot {what}. Use 'dra-gpu sim' for the simulated GPUs.", file=sys.stderr)
+    return 1
+
+
+# --- nvidia-smi ------------------------------------------------------------------------------------------
+
+
+def _locked_state() -> tuple[int, dict[str, int]]:
+    path = smi_state()
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    state: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+    return fd, state
+
+
+def _save_state(fd: int, state: dict[str, int]) -> None:
+    path = smi_state()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, sort_keys=True))
+    tmp.replace(path)
+    os.close(fd)
+
+
+def compute_policy(args: list[str]) -> int:
+    ids: list[str] = []
+    listing = False
+    timeslice: str | None = None
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg in ("-i", "--id") and rest:
+            ids = [i for i in rest.pop(0).split(",") if i]
+        elif arg in ("-l", "--list"):
+            listing = True
+        elif arg == "--set-timeslice" and rest:
+            timeslice = rest.pop(0)
+        elif arg.startswith("--set-timeslice="):
+            timeslice = arg.split("=", 1)[1]
+        else:
+            print(f"nvidia-smi compute-policy: invalid argument {arg!r}", file=sys.stderr)
+            return 2
+    if not ids:
+        return refuse("nvidia-smi", "apply compute policies to every GPU: give -i <GPU UUIDs or indices>")
+    fd, state = _locked_state()
+    if timeslice is not None:
+        if timeslice not in ("0", "1", "2", "3"):
+            os.close(fd)
+            print(f"Invalid timeslice value {timeslice!r}: 0=DEFAULT, 1=SHORT, 2=MEDIUM, 3=LONG", file=sys.stderr)
+            return 2
+        for i in ids:
+            state[i] = int(timeslice)
+            print(f"Set timeslice to {INTERVALS[int(timeslice)]} for GPU {i}.")
+    _save_state(fd, state)
+    if listing:
+        for i in ids:
+            print(f"GPU {i}\n    Timeslice                         : {INTERVALS[state.get(i, 0)]}")
+    return 0
+
+
+def nvidia_smi(args: list[str]) -> int:
+    record("nvidia-smi", args)
+    if args[:1] in (["--version"], ["-V"]):
+        print(f"nvidia-smi: {STANDIN}, driver version {DRIVER_VERSION}")
+        return 0
+    if args[:1] == ["compute-policy"]:
+        return compute_policy(args[1:])
+    return refuse("nvidia-smi", f"do {' '.join(args) or 'a GPU summary'}")
+
+
+# --- nvidia-cuda-mps-control ---------------------------------------------------------------------------
+
+
+def _pipe() -> Path:
+    return Path(os.environ.get("CUDA_MPS_PIPE_DIRECTORY") or "/tmp/nvidia-mps")
+
+
+def _log_dir() -> Path:
+    return Path(os.environ.get("CUDA_MPS_LOG_DIRECTORY") or "/var/log/nvidia-mps")
+
+
+def _daemon_pid(pipe: Path) -> int | None:
+    try:
+        pid = int((pipe / PID_FILE).read_text())
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    return None if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X") else pid
+
+
+def _log(line: str) -> None:
+    with open(_log_dir() / "control.log", "a") as f:
+        f.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')} Control {os.getpid()}] {line}\n")
+
+
+def daemon() -> int:
+    """The stand-in control daemon: a PID file, a log line, then nothing until it is told to go."""
+    pipe = _pipe()
+    pid_file = pipe / PID_FILE
+    tmp = pipe / f".{PID_FILE}.{os.getpid()}"
+    tmp.write_text(f"{os.getpid()}\n")
+    tmp.replace(pid_file)
+    _log(f"Starting control daemon (stand-in) for CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}")
+
+    def leave(*_: object) -> None:
+        _log("Exit")
+        try:
+            if pid_file.read_text().strip() == str(os.getpid()):
+                pid_file.unlink()
+        except OSError:
+            pass
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+    while True:
+        time.sleep(0.2)
+        try:
+            if pid_file.read_text().strip() != str(os.getpid()):
+                leave()
+        except OSError:
+            leave()
+
+
+def start_daemon() -> int:
+    pipe = _pipe()
+    if _daemon_pid(pipe) is not None:
+        print("An instance of this daemon is already running", file=sys.stderr)
+        return 1
+    pipe.mkdir(parents=True, exist_ok=True)
+    _log_dir().mkdir(parents=True, exist_ok=True)
+    subprocess.Popen(
+        [sys.executable, __file__, DAEMON_FLAG],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+    deadline = time.monotonic() + 10
+    while _daemon_pid(pipe) is None:
+        if time.monotonic() > deadline:
+            print("the stand-in daemon did not start", file=sys.stderr)
+            return 1
+        time.sleep(0.02)
+    return 0
+
+
+def client(lines: list[str]) -> int:
+    pipe = _pipe()
+    pid = _daemon_pid(pipe)
+    if pid is None:
+        print("Cannot find MPS control daemon process", file=sys.stderr)
+        return 1
+    settings_file = pipe / SETTINGS_FILE
+    settings: dict[str, str] = json.loads(settings_file.read_text()) if settings_file.exists() else {}
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "quit":
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _daemon_pid(pipe) == pid and time.monotonic() < deadline:
+                time.sleep(0.02)
+            settings_file.unlink(missing_ok=True)
+            return 0
+        if words[0] == "set_default_active_thread_percentage" and len(words) == 2:
+            settings["active_thread_percentage"] = words[1]
+        elif words[0] == "set_default_device_pinned_mem_limit" and len(words) == 3:
+            settings[f"pinned_mem_limit {words[1]}"] = words[2]
+        elif words[0] == "get_default_active_thread_percentage":
+            print(settings.get("active_thread_percentage", "100.0"))
+        elif words[0] == "get_default_device_pinned_mem_limit" and len(words) == 2:
+            print(settings.get(f"pinned_mem_limit {words[1]}", "0M"))
+        elif words[0] == "get_server_list":
+            pass
+        else:
+            print(f"Unrecognized command: {line}")
+        _log(f"Cmd:{line}")
+    settings_file.write_text(json.dumps(settings, sort_keys=True))
+    return 0
+
+
+def mps_control(args: list[str]) -> int:
+    if args == [DAEMON_FLAG]:
+        return daemon()
+    if args == ["-d"]:
+        record("nvidia-cuda-mps-control", args)
+        return start_daemon()
+    if args:
+        record("nvidia-cuda-mps-control", args)
+        return refuse("nvidia-cuda-mps-control", f"do {' '.join(args)} (it takes -d, or commands on stdin)")
+    lines = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+    record("nvidia-cuda-mps-control", args, lines)
+    return client(lines)
+
+
+def main() -> int:
+    program = Path(sys.argv[0]).name
+    args = sys.argv[1:]
+    if program == "nvidia-smi":
+        return nvidia_smi(args)
+    if program == "nvidia-cuda-mps-control":
+        return mps_control(args)
+    record(program, args)
+    if args[:1] in (["--version"], ["-V"]):
+        print(f"{program}: {STANDIN}, driver version {DRIVER_VERSION}")
+        return 0
+    return refuse(program, f"do {' '.join(args) or 'that'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
