@@ -7,6 +7,7 @@ One sandbox (dgx-a100, MIG mode, one real node) for the module; the tests run in
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -200,6 +201,23 @@ def test_a_lost_gpu_turns_its_pods_health_unhealthy(
     machine.set_fault(index, None)
 
 
+def _driver_calls(sandbox: Sandbox, node: str) -> list[dict[str, object]]:
+    """What the plugin ran of the node's (stand-in) driver tools: nvidia-smi, nvidia-cuda-mps-control."""
+    log = sandbox.layout.node(node) / "driver-calls.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_the_mps_claim_got_one_daemon_with_its_limits(
+    running: dict[str, tuple[str, Seen, float]], real_sandbox: Sandbox, node: str
+) -> None:
+    calls = _driver_calls(real_sandbox, node)
+    mig_uuid = running["mig-3g-mps"][1].visible[0]
+    daemons = [c for c in calls if c["program"] == "nvidia-cuda-mps-control" and c["argv"] == ["-d"]]
+    assert [d["env"]["CUDA_VISIBLE_DEVICES"] for d in daemons] == [mig_uuid], daemons  # type: ignore[index]
+    stdin = [line for c in calls if c["program"] == "nvidia-cuda-mps-control" for line in c.get("stdin") or []]  # type: ignore[union-attr]
+    assert "set_default_active_thread_percentage 50" in stdin
+
+
 def test_deleting_the_pods_unprepares_everything(
     running: dict[str, tuple[str, Seen, float]], real_sandbox: Sandbox, real_kube: Kube, ns: str, node: str
 ) -> None:
@@ -210,6 +228,13 @@ def test_deleting_the_pods_unprepares_everything(
     until(lambda: not list(cdi.glob("*.json")), f"no CDI spec left in {cdi}", timeout=30)
     machine = SimulatedMachine(real_sandbox.layout.machine_file(node))
     assert machine.mig_partitions() == []
+    stdin = [
+        line
+        for c in _driver_calls(real_sandbox, node)
+        if c["program"] == "nvidia-cuda-mps-control"
+        for line in c.get("stdin") or []  # type: ignore[attr-defined]
+    ]
+    assert "quit" in stdin, "the MPS daemon was not stopped on unprepare"
 
 
 def test_down_leaves_no_process_mount_cgroup_or_interface(real_sandbox: Sandbox) -> None:
