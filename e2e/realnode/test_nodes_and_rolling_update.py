@@ -84,7 +84,7 @@ def new_plugin(real_sandbox: Sandbox) -> Iterator[tuple[subprocess.Popen[bytes],
     log_path = real_sandbox.layout.log(f"plugin-{node}-rolling")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [*enter, *spec.plugin_argv, "--pod-uid", "rolling"],
+            [*enter, *spec.plugin_argv, "--pod-uid", "rolling", "--metrics-port", "0"],  # the old pod holds its port
             env={**spec.plugin_env, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             stdout=log,
             stderr=subprocess.STDOUT,
