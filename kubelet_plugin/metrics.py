@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Literal, TypeAlias, assert_never
+from typing import Literal, TypeAlias, get_args
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -25,18 +25,19 @@ from prometheus_client.exposition import start_wsgi_server
 from prometheus_client.registry import Collector
 
 import api.errors
+from api.config.resolve import DeviceType
 from dra_driver import errors
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import ApiError
-from dra_driver.slices.names import MigRef, SharedRef, TimeSliceRef, WholeRef, parse_device_name
+from dra_driver.slices.names import device_type, parse_device_name
 from kubelet_plugin.plan import ClaimRejected
 from kubelet_plugin.records import ClaimRecord
 from kubelet_plugin.sharing import IntervalConflict
 
 Reason: TypeAlias = Literal["config", "conflict", "claim", "hardware", "api", "internal"]
 REASONS: tuple[Reason, ...] = ("config", "conflict", "claim", "hardware", "api", "internal")
-Kind: TypeAlias = Literal["gpu", "mig", "timeslice", "shared"]
-KINDS: tuple[Kind, ...] = ("gpu", "mig", "timeslice", "shared")
+Kind: TypeAlias = DeviceType
+KINDS: tuple[Kind, ...] = get_args(DeviceType)
 RESULTS = ("success", "error")
 # a prepare answers in milliseconds from the checkpoint, seconds when it creates MIG partitions; the kubelet waits 45 s
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0)
@@ -69,18 +70,7 @@ def error_reason(exc: BaseException) -> Reason:
 
 def device_kind(device: str) -> Kind:
     """The kind of a published device, from its name (a whole GPU in MIG mode is still a ``gpu``)."""
-    ref = parse_device_name(device)
-    match ref:
-        case WholeRef():
-            return "gpu"
-        case MigRef():
-            return "mig"
-        case TimeSliceRef():
-            return "timeslice"
-        case SharedRef():
-            return "shared"
-        case _:
-            assert_never(ref)
+    return device_type(parse_device_name(device))
 
 
 def prepared_devices(claims: Iterable[ClaimRecord]) -> dict[Kind, int]:

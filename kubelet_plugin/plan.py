@@ -11,14 +11,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, assert_never
 
-from api.config.resolve import DeviceType, resolve_allocation
+from api.config.resolve import resolve_allocation
 from api.config.v1alpha1 import DriverConfig, Mps, TimeSlicing
 from api.errors import ConfigError
+from dra_driver.gpu_facts import full_size_profile
 from dra_driver.inventory import Gpu, Inventory
 from dra_driver.kubeletplugin.protocol import ClaimRef
 from dra_driver.resourceslice import quantity
 from dra_driver.slices.devices import label
-from dra_driver.slices.names import DeviceRef, MigRef, SharedRef, TimeSliceRef, WholeRef, parse_device_name
+from dra_driver.slices.names import DeviceRef, MigRef, SharedRef, TimeSliceRef, WholeRef, device_type, parse_device_name
 from kubelet_plugin.records import (
     ClaimRecord,
     DeviceRecord,
@@ -45,20 +46,6 @@ class Context:
     dynamic_mig: bool = True  # partitions made per claim; False: static MIG, claims get existing MIG devices
 
 
-def _device_type(ref: DeviceRef) -> DeviceType:
-    match ref:
-        case WholeRef():
-            return "gpu"
-        case MigRef():
-            return "mig"
-        case TimeSliceRef():
-            return "timeslice"
-        case SharedRef():
-            return "shared"
-        case _:
-            assert_never(ref)
-
-
 def _gpu(ctx: Context, minor: int, device: str) -> Gpu:
     for gpu in ctx.inventory.gpus:
         if gpu.minor == minor:
@@ -70,8 +57,8 @@ def _hardware(ctx: Context, ref: DeviceRef, device: str, config: DriverConfig) -
     gpu = _gpu(ctx, ref.minor, device)
     match ref:
         case WholeRef():
-            full = next((p for p in gpu.mig_profiles if p.memory_slices == gpu.memory_slices), None)
-            if gpu.mig_enabled and full is not None:  # CUDA sees a MIG-mode GPU only through a MIG device
+            full = full_size_profile(gpu) if gpu.mig_enabled else None
+            if full is not None:  # CUDA sees a MIG-mode GPU only through a MIG device
                 return MigPartition(gpu.uuid, gpu.index, full.name, 0, full.memory_slices)
             return WholeGpu(gpu.uuid, gpu.index)
         case MigRef(_, profile_label, start):
@@ -156,7 +143,7 @@ def plan_claim(
         for r in results:
             ref = parse_device_name(r["device"])
             request = str(r["request"])
-            config = configs.config_for(request, _device_type(ref))
+            config = configs.config_for(request, device_type(ref))
             records.append(
                 DeviceRecord(
                     request_names=(request.split("/", 1)[0],),

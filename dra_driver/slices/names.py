@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import assert_never
 
+from api.config.resolve import DeviceType
 from dra_driver.errors import ConfigError
 
 
@@ -32,6 +34,22 @@ class SharedRef:
 
 
 DeviceRef = WholeRef | MigRef | TimeSliceRef | SharedRef
+
+
+def device_type(ref: DeviceRef) -> DeviceType:
+    """The kind of device a name denotes (a whole GPU in MIG mode is still a ``gpu``)."""
+    match ref:
+        case WholeRef():
+            return "gpu"
+        case MigRef():
+            return "mig"
+        case TimeSliceRef():
+            return "timeslice"
+        case SharedRef():
+            return "shared"
+        case _:
+            assert_never(ref)
+
 
 _PATTERNS: tuple[tuple[re.Pattern[str], type], ...] = (
     (re.compile(r"gpu-(\d+)"), WholeRef),

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from dra_driver.nvml import settings
+from e2e.wait import until
 from kubelet_plugin.mps_supervisor import MpsSupervisor
 from kubelet_plugin.repair import repair
 from tests.kubelet_plugin.conftest import claim, time_slicing
@@ -22,9 +22,7 @@ EXCLUSIVE, DEFAULT = settings.EXCLUSIVE_PROCESS, settings.DEFAULT
 def _kill(pid: int) -> None:
     """SIGKILL a daemon and wait until it is gone (a zombie counts as gone)."""
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while _runs(pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until(lambda: not _runs(pid), f"daemon {pid} gone", timeout=5, interval=0.01)
 
 
 def _runs(pid: int) -> bool:

@@ -8,13 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dra_driver.driver_root import DriverFile, discover_driver_files
+from e2e.wait import until
 from nvml_sim.build import library_path
 from nvml_sim.control import SimulatedMachine
 from nvml_sim.driver_install import LIBRARY_DIR, calls_log, install
@@ -173,10 +173,7 @@ def test_a_stand_in_daemon_whose_pipe_directory_is_removed_exits(root: Path, tmp
     )
     pid = int((pipe / "nvidia-cuda-mps-control.pid").read_text())
     shutil.rmtree(pipe)
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(pid)
+    until(lambda: not _alive(pid), f"stand-in daemon {pid} gone", timeout=5, interval=0.05)
 
 
 def test_installing_again_changes_nothing(root: Path) -> None:

@@ -10,13 +10,13 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from e2e.wait import until
 from sandbox import images, oci
 from sandbox.errors import BinariesUnavailable, SandboxError
 from sandbox.images import BUSYBOX_IMAGE, PAUSE_IMAGE, ImageArchive, elf_interpreter, ensure_images
@@ -158,10 +158,7 @@ def _catches(pid: int, sig: signal.Signals) -> bool:
 def test_pause_exits_0_on_a_stop_signal(built: dict[str, ImageArchive], tmp_path: Path, sig: signal.Signals) -> None:
     proc = subprocess.Popen([str(_pause_program(built, tmp_path))])
     try:
-        deadline = time.monotonic() + 10
-        while not _catches(proc.pid, sig):  # its handlers are in place
-            assert proc.poll() is None and time.monotonic() < deadline, "pause never set up its signal handlers"
-            time.sleep(0.01)
+        until(lambda: proc.poll() is not None or _catches(proc.pid, sig), "pause's signal handlers", timeout=10)
         assert proc.poll() is None
         proc.send_signal(sig)
         assert proc.wait(timeout=10) == 0
