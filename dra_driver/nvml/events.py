@@ -52,7 +52,7 @@ class EventWatcher:
         self._on_event = on_event
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="nvml-events", daemon=True)
-        self._registered: dict[str, object] = {}  # uuid -> handle
+        self._registered: set[str] = set()  # GPUs registered (or found without event support)
 
     def start(self) -> None:
         self._thread.start()
@@ -97,7 +97,7 @@ class EventWatcher:
             except Exception as exc:  # a lost GPU: the session's own errors
                 log.info("GPU %d (%s): cannot register for NVML events (%s)", index, uuid, exc)
                 continue
-            self._registered[uuid] = True
+            self._registered.add(uuid)
 
     def _deliver(self, data: object) -> None:
         try:

@@ -1,8 +1,9 @@
 """The sandbox's cgroups: one ``dra-sandbox-<id>`` group per sandbox in every hierarchy, a child per node.
 
 The kubelet (cgroupfs driver) puts every pod under its node's group (its ``cgroupRoot``), so killing every
-process in the sandbox's groups and removing them, deepest first, leaves nothing of the pods behind. Works on
-cgroup v1 (a hierarchy per controller, as on this project's CI machines), hybrid and v2 (one hierarchy).
+process in the sandbox's groups and removing them, deepest first, leaves nothing of the pods behind. Written for
+cgroup v1 (a hierarchy per controller), hybrid and v2 (one hierarchy); only v1 with a hybrid unified mount, as on
+this project's CI machines, has been exercised.
 """
 
 from __future__ import annotations
