@@ -10,9 +10,11 @@ it, as NVIDIA's MPS documentation prescribes::
     echo set_default_active_thread_percentage <n> | nvidia-cuda-mps-control          # same environment
     echo set_default_device_pinned_mem_limit <uuid or index> <MiB>M | nvidia-cuda-mps-control
 
-and stopping it with ``echo quit | nvidia-cuda-mps-control``. ``-d`` detaches the daemon, so it outlives a
-restart of the plugin (the containers using it keep working); the daemon writes its PID to
-``<pipe>/nvidia-cuda-mps-control.pid``, which is how the plugin finds it again. A PID counts as the daemon
+and stopping it with ``echo quit | nvidia-cuda-mps-control``. ``-d`` detaches the daemon into a session of its
+own, so it outlives the plugin *process* (signals to the plugin's process group do not reach it), but not the
+plugin's *container*: it stays in that container's PID namespace and cgroup and dies with it, and start-up
+(``mps_supervisor.reconcile``) starts it again (docs/kubelet-plugin.md). The daemon writes its PID to
+``<pipe>/nvidia-cuda-mps-control.pid``, which is how a new plugin finds and adopts one that survived. A PID counts as the daemon
 only while that process exists, is not a zombie and runs ``nvidia-cuda-mps-control`` (PIDs are reused).
 """
 

@@ -4,6 +4,8 @@
 The daemons a node should run are those of its prepared claims (``PrepareCompleted``) whose devices have MPS.
 ``reconcile`` stops every daemon (and removes every pipe directory) no recorded claim uses, and starts the
 daemons of prepared claims that are not running: after a crash of the plugin, of a daemon, or of both.
+A daemon dies with the plugin's container (its PID namespace and cgroup; docs/kubelet-plugin.md), so after a
+container restart ``reconcile`` starts them all again; where it outlived the plugin it is adopted by its PID file.
 ``MpsSupervisor`` checks every ``period`` seconds and starts a dead daemon again, under the claim's lock and
 its GPU's lock (so never in the middle of that claim's unprepare, nor of a prepare on the GPU), with an
 exponential backoff per daemon (``first`` doubling up to ``cap``; back to ``first`` once a restarted daemon
@@ -60,7 +62,9 @@ def _start(driver: GpuDriver, uid: str, device: DeviceRecord) -> bool:
             started = driver.hardware.start_mps(device)
     if started:
         ClaimLogger(log, record.claim).warning(
-            "MPS control daemon of device %s was not running: started", device.device
+            "MPS control daemon of device %s was not running (CUDA processes that used it lost their MPS server; new "
+            "ones get MPS again): started",
+            device.device,
         )
     return started
 

@@ -1,8 +1,17 @@
 """From an allocated claim to the device records to prepare, validated before anything is touched. Pure.
 
 Every refusal happens here, before the checkpoint's first phase: a claim that is not allocated (or has
-no device allocated by this driver, or one from another node), a device this node does not have, an opaque config that does not decode or
-does not fit the device, a time-slice interval that conflicts with the GPU's other users.
+no device allocated by this driver, or one from another node), a device this node does not have, an opaque config
+that does not decode or does not fit the device, a time-slice interval that conflicts with the GPU's other users,
+and MPS combined with what it cannot share a process or a GPU with (``check_mps``, docs/kubelet-plugin.md):
+
+- within one claim (its devices end up in one container): devices of different MPS control daemons (a CUDA process
+  reaches one daemon, through its one ``CUDA_MPS_PIPE_DIRECTORY``), or an MPS device beside a device without MPS
+  (a process that reaches a daemon runs all its CUDA work through that daemon's server, which serves only the
+  daemon's device);
+- on one GPU without MIG, across the node's claims: MPS users (the GPU in EXCLUSIVE_PROCESS compute mode, one CUDA
+  context: the MPS server's) beside users without MPS (time-slice replicas or shares that need contexts of their
+  own).
 """
 
 from __future__ import annotations
@@ -156,7 +165,9 @@ def plan_claim(
             )
     except ConfigError as exc:
         raise ClaimRejected(f"invalid configuration: {exc}") from exc
+    others = list(others)
     _check_intervals(claim_ref, records, others)
+    check_mps(claim_ref, records, others)
     return tuple(records)
 
 
@@ -180,3 +191,56 @@ def _check_intervals(claim_ref: ClaimRef, records: list[DeviceRecord], others: I
             check_interval(uses, hw.gpu_uuid, hw.interval, claim_ref.uid)
         except IntervalConflict as exc:
             raise ClaimRejected(str(exc)) from exc
+
+
+def _named(devices: Iterable[str]) -> str:
+    return ", ".join(sorted(set(devices)))
+
+
+def check_mps(claim_ref: ClaimRef, records: list[DeviceRecord], others: Iterable[ClaimRecord]) -> None:
+    """Refuse MPS combined with what it cannot share a process or a GPU with (see the module docstring)."""
+    daemons: dict[str, list[str]] = {}
+    for d in records:
+        if d.mps is not None:
+            daemons.setdefault(d.mps.control_daemon, []).append(d.device)
+    plain = [d.device for d in records if d.mps is None]
+    if len(daemons) > 1:
+        served = "; ".join(f"{_named(devs)} by {daemon}" for daemon, devs in sorted(daemons.items()))
+        raise ClaimRejected(
+            f"devices {_named(d for devs in daemons.values() for d in devs)} are served by different MPS control "
+            f"daemons ({served}), and a container reaches only one (CUDA_MPS_PIPE_DIRECTORY names one): put each "
+            "MPS device in a claim of its own, for a container of its own"
+        )
+    if daemons and plain:
+        raise ClaimRejected(
+            f"device(s) {_named(d for devs in daemons.values() for d in devs)} use MPS and {_named(plain)} do not: "
+            "a CUDA process that reaches an MPS control daemon runs all its work through that daemon's server, "
+            f"which serves only its own device, so {_named(plain)} would be unusable in the same container: use "
+            "MPS for all of the claim's devices of one GPU or none, or separate claims"
+        )
+    _check_mps_per_gpu(claim_ref, records, others)
+
+
+def _check_mps_per_gpu(claim_ref: ClaimRef, records: list[DeviceRecord], others: Iterable[ClaimRecord]) -> None:
+    """MPS users and users without MPS never share a GPU without MIG (compute mode is GPU-wide)."""
+    users: dict[str, dict[bool, list[str]]] = {}  # GPU UUID -> uses MPS -> devices ("<device> of claim ns/name")
+    mine: set[str] = set()
+    for d in records:
+        if not isinstance(d.hardware, MigPartition):
+            users.setdefault(d.hardware.gpu_uuid, {}).setdefault(d.mps is not None, []).append(d.device)
+            mine.add(d.hardware.gpu_uuid)
+    for rec in others:
+        if rec.claim.uid == claim_ref.uid:
+            continue
+        for d in rec.devices:
+            if not isinstance(d.hardware, MigPartition) and d.hardware.gpu_uuid in mine:
+                who = f"{d.device} of claim {rec.claim.namespace}/{rec.claim.name}"
+                users[d.hardware.gpu_uuid].setdefault(d.mps is not None, []).append(who)
+    for gpu, kinds in sorted(users.items()):
+        if len(kinds) > 1:
+            raise ClaimRejected(
+                f"GPU {gpu}: {_named(kinds[True])} use MPS (the GPU in EXCLUSIVE_PROCESS compute mode: one CUDA "
+                f"context, the MPS server's) and {_named(kinds[False])} share it without MPS (time-slicing: "
+                "contexts of their own): one GPU cannot do both; give every claim on the GPU the same sharing "
+                "strategy, or use another GPU"
+            )

@@ -9,7 +9,9 @@ that needs it is refused with ``ToolMissing``, naming the file (fail closed).
 The interval (``nvidia-smi compute-policy -i <uuid> --set-timeslice <n>``, 0=DEFAULT, 1=SHORT, 2=MEDIUM,
 3=LONG) is a GPU-wide setting: claims sharing a GPU must agree on it (``check_interval``, used by the planner).
 It is read back with ``nvidia-smi compute-policy -i <uuid> -l`` (``parse_interval``), so start-up repair resets
-only a GPU whose interval is really off the default.
+only a GPU whose interval is really off the default. The options are those ``nvidia-smi compute-policy --help``
+lists; the *output* of ``-l`` is documented nowhere public and has not been seen from a real driver here, so the
+parser is loose (docs/kubelet-plugin.md) and output it cannot read is ``UNKNOWN`` with a warning, never a guess.
 """
 
 from __future__ import annotations

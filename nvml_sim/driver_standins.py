@@ -11,6 +11,15 @@ variables set; ``stdin``: the lines read, for the MPS control client) in ``$DRA_
   ``<driver root>/../nvidia-smi-state.json``; ``nvidia-smi compute-policy -i <ids> -l`` prints it as
   ``Timeslice : DEFAULT|SHORT|MEDIUM|LONG`` per GPU. ``--version`` answers; anything else (``-c``: the compute
   mode of the simulated GPUs is the simulated NVML's) fails saying it is a stand-in.
+- ``nvidia-smi -L`` lists the GPUs (and their MIG devices) of the simulated machine named by
+  ``DRA_SIM_NVML_STATE`` (the variable the simulated NVML reads; ``dra-gpu sim env`` sets it) that this process
+  can reach, in the real one's format: a GPU only where ``/dev/nvidia<minor>`` exists, a MIG device only where
+  its two ``/dev/nvidia-caps/nvidia-cap<N>`` nodes exist too (``N`` from ``/proc/driver/nvidia-caps/mig-minors``,
+  else the driver's default layout): a CDI container is isolated by the device nodes it gets, and this models
+  the real ``nvidia-smi`` listing only GPUs whose nodes it can open (an assumption until docs/real-gpu.md's
+  real run); it ignores ``NVIDIA_VISIBLE_DEVICES``, as only the NVIDIA container runtime's hook reads that.
+  No state file: it fails as the real one does without a loaded kernel driver (exit 9); nothing visible:
+  ``No devices were found`` (exit 6).
 - ``nvidia-cuda-mps-control -d`` starts a real background process (the "daemon", detached, in a new session),
   which writes ``$CUDA_MPS_PIPE_DIRECTORY/nvidia-cuda-mps-control.pid`` and a line to
   ``$CUDA_MPS_LOG_DIRECTORY/control.log``, then waits; it exits on ``quit``, on SIGTERM, or once its PID file
@@ -34,6 +43,10 @@ from pathlib import Path
 
 STANDIN = "a stand-in of the dra-driver sandbox's simulated driver installation"
 DRIVER_VERSION = "unknown"  # replaced by the installer with the simulated driver's version
+# model key -> {"name": product name, "gi": {GPU instance profile ID: profile name}}; filled in by the installer
+MODELS: dict[str, dict[str, object]] = {}
+STATE_ENV = "DRA_SIM_NVML_STATE"
+MINORS_PER_GPU, MINORS_PER_GI, FIRST_GPU_MINOR = 135, 9, 3  # the driver's nvidia-caps layout
 CALLS_ENV = "DRA_SIM_DRIVER_CALLS"
 RECORDED_ENV = ("CUDA_VISIBLE_DEVICES", "CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY")
 PID_FILE = "nvidia-cuda-mps-control.pid"
@@ -132,11 +145,65 @@ def compute_policy(args: list[str]) -> int:
     return 0
 
 
+def _mig_minors() -> dict[str, int]:
+    try:
+        text = Path("/proc/driver/nvidia-caps/mig-minors").read_text()
+    except OSError:
+        return {}
+    return {w[0]: int(w[1]) for line in text.splitlines() if len(w := line.split()) == 2 and w[1].isdigit()}
+
+
+def _cap(minors: dict[str, int], gpu_minor: int, gi: int, ci: int | None = None) -> Path:
+    key = f"gpu{gpu_minor}/gi{gi}/access" if ci is None else f"gpu{gpu_minor}/gi{gi}/ci{ci}/access"
+    base = FIRST_GPU_MINOR + gpu_minor * MINORS_PER_GPU + gi * MINORS_PER_GI
+    default = base if ci is None else base + 1 + ci
+    return Path(f"/dev/nvidia-caps/nvidia-cap{minors.get(key, default)}")
+
+
+def list_gpus() -> int:
+    """``nvidia-smi -L``: the simulated machine's GPUs and MIG devices whose device nodes this process sees."""
+    state_file = os.environ.get(STATE_ENV)
+    try:
+        state = json.loads(Path(state_file).read_text()) if state_file else None
+    except (OSError, ValueError):
+        state = None
+    if state is None:
+        print(
+            "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+            f"({STANDIN}: {STATE_ENV} names no readable simulated machine)"
+        )
+        return 9
+    minors = _mig_minors()
+    shown = 0
+    for gpu in state["gpus"]:
+        if not os.path.exists(f"/dev/nvidia{gpu['minor']}"):
+            continue
+        model = MODELS.get(gpu["model"], {})
+        print(f"GPU {shown}: {model.get('name', gpu['model'])} (UUID: {gpu['uuid']})")
+        shown += 1
+        profiles = model.get("gi", {})
+        assert isinstance(profiles, dict)
+        mig = 0
+        for gi in gpu.get("gpuInstances", []):
+            for ci in gi.get("computeInstances", []):
+                caps = (_cap(minors, gpu["minor"], gi["id"]), _cap(minors, gpu["minor"], gi["id"], ci["id"]))
+                if all(c.exists() for c in caps):
+                    name = profiles.get(str(gi["profileId"]), f"profile {gi['profileId']}")
+                    print(f"  MIG {name:<11} Device {mig:>2}: (UUID: {ci['uuid']})")
+                    mig += 1
+    if shown == 0:
+        print("No devices were found")
+        return 6
+    return 0
+
+
 def nvidia_smi(args: list[str]) -> int:
     record("nvidia-smi", args)
     if args[:1] in (["--version"], ["-V"]):
         print(f"nvidia-smi: {STANDIN}, driver version {DRIVER_VERSION}")
         return 0
+    if args in (["-L"], ["--list-gpus"]):
+        return list_gpus()
     if args[:1] == ["compute-policy"]:
         return compute_policy(args[1:])
     return refuse("nvidia-smi", f"do {' '.join(args) or 'a GPU summary'}")

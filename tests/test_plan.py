@@ -138,3 +138,60 @@ def test_mps_devices_get_the_pipe_directory_of_their_cuda_devices_daemon(machine
     mps[0]["opaque"]["parameters"]["kind"] = "MigDeviceConfig"
     (record,) = plan_claim(ctx, REF, _claim("gpu-0-mig-3g-20gb-4", mps), [])
     assert record.mps is not None and record.mps.pipe_directory == "/var/lib/dra-gpu/mps/gpu-0-mig-3g-20gb-4"
+
+
+def _mps(kind: str = "GpuConfig") -> list[dict[str, Any]]:
+    sharing = {"strategy": "MPS", "mpsConfig": {"defaultActiveThreadPercentage": 50}}
+    parameters = {"apiVersion": "gpu.dra-driver.dev/v1alpha1", "kind": kind, "sharing": sharing}
+    return [{"source": "FromClaim", "requests": [], "opaque": {"driver": DRIVER, "parameters": parameters}}]
+
+
+def _claim_of(devices: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A claim with one request per device, each request with its own config (``[]``: none)."""
+    results = [{"request": f"r{i}", "driver": DRIVER, "pool": "node", "device": d} for i, d in enumerate(devices)]
+    config = [{**entry, "requests": [f"r{i}"]} for i, entries in enumerate(devices.values()) for entry in entries]
+    claim = _claim("gpu-0")
+    claim["status"]["allocation"]["devices"] = {"results": results, "config": config}
+    return claim
+
+
+def test_a_claim_with_devices_of_two_mps_daemons_is_refused_naming_them(machine: MachineFactory) -> None:
+    machine("dgx-a100", init=False)
+    ctx = Context(DRIVER, "node", _inventory(), "/mps")
+    with pytest.raises(ClaimRejected, match=r"gpu-0-shared, gpu-1-shared are served by different MPS control daemons"):
+        plan_claim(ctx, REF, _claim_of({"gpu-0-shared": _mps(), "gpu-1-shared": _mps()}), [])
+    with pytest.raises(ClaimRejected, match="gpu-0-mig-1g-5gb-0, gpu-0-mig-1g-5gb-1 are served by different"):
+        mig = _mps("MigDeviceConfig")
+        plan_claim(ctx, REF, _claim_of({"gpu-0-mig-1g-5gb-0": mig, "gpu-0-mig-1g-5gb-1": mig}), [])
+    two_replicas = plan_claim(ctx, REF, _claim_of({"gpu-2-ts-0": _mps(), "gpu-2-ts-1": _mps()}), [])
+    assert {r.mps.control_daemon for r in two_replicas if r.mps} == {"gpu-2"}  # one daemon: accepted
+
+
+def test_a_claim_mixing_an_mps_device_with_one_without_mps_is_refused(machine: MachineFactory) -> None:
+    machine("dgx-a100", init=False)
+    ctx = Context(DRIVER, "node", _inventory(), "/mps")
+    with pytest.raises(ClaimRejected, match=r"gpu-0-shared use MPS and gpu-1 do not"):
+        plan_claim(ctx, REF, _claim_of({"gpu-0-shared": _mps(), "gpu-1": []}), [])
+
+
+def test_time_slicing_without_mps_is_refused_on_a_gpu_whose_other_claims_use_mps(machine: MachineFactory) -> None:
+    machine("dgx-a100", init=False)
+    inv = _inventory()
+    ctx = Context(DRIVER, "node", inv, "/mps")
+    (mps_replica,) = plan_claim(ctx, ClaimRef("ns", "uid-0", "mps"), _claim("gpu-0-ts-0", _mps(), uid="uid-0"), [])
+    other = ClaimRecord(ClaimRef("ns", "uid-0", "mps"), "PrepareCompleted", (mps_replica,))
+
+    with pytest.raises(ClaimRejected) as refused:
+        plan_claim(ctx, REF, _claim("gpu-0-ts-1"), [other])
+    assert str(refused.value).startswith(
+        f"GPU {inv.gpu(0).uuid}: gpu-0-ts-0 of claim ns/mps use MPS (the GPU in EXCLUSIVE_PROCESS compute mode"
+    )
+    assert "gpu-0-ts-1 share it without MPS" in str(refused.value)
+    # the other way round, and a GPU of its own, and MPS beside MPS
+    plain = ClaimRecord(
+        ClaimRef("ns", "uid-0", "plain"), "PrepareCompleted", plan_claim(ctx, REF, _claim("gpu-1-ts-0"), [])
+    )
+    with pytest.raises(ClaimRejected, match="gpu-1-ts-0 of claim ns/plain share it without MPS"):
+        plan_claim(ctx, REF, _claim("gpu-1-ts-1", _mps()), [plain])
+    assert plan_claim(ctx, REF, _claim("gpu-2-ts-1"), [other, plain])
+    assert plan_claim(ctx, REF, _claim("gpu-0-ts-1", _mps()), [other])

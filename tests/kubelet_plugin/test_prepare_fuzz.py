@@ -58,6 +58,9 @@ EXPLAINED = re.compile(
             r"device \S+: GPU \d+ offers no MIG \S+ at \d+",
             r".*placement \d+ is busy.*; the scheduler will retry once",
             r"GPU \S+ is time-sliced with interval \S+ by .* this claim asks for \S+: use the same interval",
+            r"devices .* are served by different MPS control daemons .*: put each MPS device in a claim of its own",
+            r"device\(s\) .* use MPS and .* do not: a CUDA process that reaches an MPS control daemon",
+            r"GPU \S+: .* use MPS \(the GPU in EXCLUSIVE_PROCESS compute mode.*: one GPU cannot do both",
         )
     ),
     re.DOTALL,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dra_driver.nvml import settings
 from e2e.wait import until
-from kubelet_plugin.mps_supervisor import MpsSupervisor
+from kubelet_plugin.mps_supervisor import MpsReport, MpsSupervisor, reconcile
 from kubelet_plugin.repair import repair
 from tests.kubelet_plugin.conftest import claim, time_slicing
 from tests.kubelet_plugin.tooled import ToolNode, mps_config
@@ -217,3 +217,17 @@ def test_repair_reads_the_settings_and_changes_nothing_on_a_clean_node(tool_node
     report = repair(node.driver(), [])
     assert (report.mps_started, report.mps_stopped, report.settings_reset) == (0, 0, 0)
     assert {" ".join(c["argv"][:1] + c["argv"][3:]) for c in node.calls()} == {"compute-policy -l"}
+
+
+def test_a_restarted_plugin_adopts_the_daemon_that_outlived_it_by_its_pid_file(tool_node: ToolNode) -> None:
+    """Where the daemon outlives the plugin (a plugin process restarted in the same place, as in the sandbox),
+    start-up keeps it: no second daemon, no command. In a container it dies with the container (docs)."""
+    node = tool_node
+    ref = node.api.add(claim("u1", ["gpu-0"], config=mps_config(threads=30)))
+    node.driver().prepare([ref])
+    (pid,) = node.daemons().values()
+    node.forget_calls()
+
+    assert reconcile(node.driver()) == MpsReport(started=0, stopped=0)  # a new plugin instance
+
+    assert node.daemons() == {"gpu-0": pid} and node.calls() == []

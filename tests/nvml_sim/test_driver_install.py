@@ -72,8 +72,12 @@ def test_the_libcuda_stand_in_loads_and_answers_no_device(root: Path) -> None:
 def test_the_stand_in_binaries_say_what_they_are_and_fail_what_they_cannot_do(root: Path) -> None:
     smi = root / "usr" / "bin" / "nvidia-smi"
     assert "STAND-IN" in smi.read_text().splitlines()[1]
-    done = subprocess.run([str(smi), "-L"], capture_output=True, text=True, check=False)
+    done = subprocess.run([str(smi), "-q"], capture_output=True, text=True, check=False)
     assert done.returncode != 0 and "stand-in of the dra-driver sandbox" in done.stderr
+    no_machine = {k: v for k, v in os.environ.items() if k != "DRA_SIM_NVML_STATE"}
+    listed = subprocess.run([str(smi), "-L"], capture_output=True, text=True, check=False, env=no_machine)
+    assert listed.returncode == 9  # as the real one without a kernel driver
+    assert "couldn't communicate with the NVIDIA driver" in listed.stdout and "DRA_SIM_NVML_STATE" in listed.stdout
     version = subprocess.run([str(smi), "--version"], capture_output=True, text=True, check=True)
     assert VERSION in version.stdout
     server = root / "usr" / "bin" / "nvidia-cuda-mps-server"
