@@ -218,8 +218,9 @@ class HardwareOps:
         if steps.reset_interval:
             interval = self.time_slicer.interval(hw.gpu_uuid)
             if interval == UNKNOWN:
-                log.warning("cannot read the time-slice interval of GPU %s to reset it: left as it is", hw.gpu_uuid)
-            elif interval != "Default":
+                # the last time-sliced user leaves: Default is right whatever the unreadable value was
+                log.warning("cannot read the time-slice interval of GPU %s: setting Default", hw.gpu_uuid)
+            if interval != "Default":
                 self.time_slicer.set_interval(hw.gpu_uuid, "Default")
         if steps.reset_compute_mode and self.compute_mode(hw.gpu_index) == EXCLUSIVE_PROCESS:
             self.set_compute_mode(hw.gpu_index, DEFAULT_MODE)

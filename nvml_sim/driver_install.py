@@ -41,7 +41,7 @@ import tempfile
 from pathlib import Path
 
 from nvml_sim.build import cache_root, library_path
-from nvml_sim.hardware import MachineProfile
+from nvml_sim.hardware import MachineProfile, gpu_models
 
 LIBRARY_DIR = f"usr/lib/{platform.machine()}-linux-gnu"
 
@@ -78,12 +78,27 @@ def calls_log(root: Path) -> Path:
     return root.parent / CALLS_LOG
 
 
+def _models() -> dict[str, dict[str, object]]:
+    """What ``nvidia-smi -L`` names: each model's product name and its GPU instance profiles' names by ID."""
+    return {
+        key: {"name": m.product_name, "gi": {str(p.profile_id): p.name for p in m.gi_profiles}}
+        for key, m in sorted(gpu_models().items())
+    }
+
+
 def standin_program(name: str, version: str) -> bytes:
-    """The stand-in program ``name``: ``driver_standins.py`` run by this interpreter, labelled as a stand-in."""
+    """The stand-in program ``name``: ``driver_standins.py`` run by this interpreter, labelled as a stand-in.
+
+    Its ``#!`` names the interpreter's real file (not a virtual environment's link to it: the programs use only
+    the standard library), so the program also runs where only that interpreter and its standard library are
+    present (``tools.real_gpu_check`` runs ``nvidia-smi`` in such a root)."""
     source = STANDIN_SOURCE.read_text()
     source = source.replace('DRIVER_VERSION = "unknown"', f'DRIVER_VERSION = "{version}"', 1)
+    source = source.replace(
+        "MODELS: dict[str, dict[str, object]] = {}", f"MODELS: dict[str, dict[str, object]] = {_models()!r}", 1
+    )
     header = (
-        f"#!{sys.executable}\n"
+        f"#!{os.path.realpath(sys.executable)}\n"
         f"# {name}: a STAND-IN of the dra-driver sandbox's simulated driver installation (driver {version}),\n"
         "# not NVIDIA's program: it records what it is asked (nvml_sim/driver_standins.py) and reaches no GPU.\n"
     )
@@ -151,8 +166,11 @@ def _library(libdir: Path, stem: str, version: str, data: bytes, soname: str) ->
         _link(libdir / f"{stem}.so", soname)  # the development link, as the driver's installer makes it
 
 
-def install(root: Path, driver_version: str, nvml_library: Path) -> Path:
-    """Lay out a simulated driver installation of ``driver_version`` under ``root``; returns ``root``."""
+def install(root: Path, driver_version: str, nvml_library: Path, standins: Path | None = None) -> Path:
+    """Lay out a simulated driver installation of ``driver_version`` under ``root``; returns ``root``.
+
+    ``standins``: a directory of already built stand-in libraries named by SONAME (an image without a C compiler
+    ships them); by default they are built here (``standins_dir``)."""
     if not re.fullmatch(r"\d+(?:\.\d+)+", driver_version):
         raise ValueError(f"driver version {driver_version!r} is not like 580.95.05")
     libdir = root / LIBRARY_DIR
@@ -161,7 +179,10 @@ def install(root: Path, driver_version: str, nvml_library: Path) -> Path:
     for d in (libdir, bindir, firmware):
         d.mkdir(parents=True, exist_ok=True)
     _library(libdir, "libnvidia-ml", driver_version, nvml_library.read_bytes(), "libnvidia-ml.so.1")
-    built = standins_dir()
+    built = standins if standins is not None else standins_dir()
+    missing = [soname for soname, _ in STANDINS.values() if not (built / soname).is_file()]
+    if missing:
+        raise FileNotFoundError(f"the stand-in libraries directory {built} lacks {', '.join(sorted(missing))}")
     for stem, (soname, _) in sorted(STANDINS.items()):
         _library(libdir, stem, driver_version, (built / soname).read_bytes(), soname)
     for name in BINARIES:

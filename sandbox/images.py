@@ -152,7 +152,7 @@ def busybox_layer(busybox: bytes) -> bytes:
     return oci.tar(entries)
 
 
-def _key(*parts: bytes | str) -> str:
+def input_key(*parts: bytes | str) -> str:
     digest = hashlib.sha256()
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
@@ -160,7 +160,7 @@ def _key(*parts: bytes | str) -> str:
     return digest.hexdigest()[:16]
 
 
-def _cached(path: Path) -> str | None:
+def cached_digest(path: Path) -> str | None:
     """The manifest digest of an archive already in the cache, or None when it is missing or unreadable."""
     try:
         with tarfile.open(path) as archive:
@@ -175,7 +175,7 @@ def _ensure(
 ) -> ImageArchive:
     name = ref.rsplit("/", 1)[-1].replace(":", "-")
     path = images_dir() / f"{name}-{key}.tar"
-    digest = _cached(path)
+    digest = cached_digest(path)
     if digest is not None:
         return ImageArchive(ref, path, digest)
     progress(f"building image {ref} into {path}")
@@ -190,7 +190,7 @@ def _ensure(
 
 def ensure_images(progress: Progress) -> tuple[ImageArchive, ...]:
     """Both archives, built into the cache when missing or out of date (about a second)."""
-    pause_key = _key(str(FORMAT), PAUSE_SOURCE.read_bytes(), _compiler_version())
+    pause_key = input_key(str(FORMAT), PAUSE_SOURCE.read_bytes(), _compiler_version())
     pause = _ensure(
         PAUSE_IMAGE, pause_key, lambda: pause_layer(compile_pause(progress)), {"Entrypoint": ["/pause"]}, progress
     )
@@ -200,7 +200,7 @@ def ensure_images(progress: Progress) -> tuple[ImageArchive, ...]:
         _check_applets(busybox)
         return busybox_layer(busybox)
 
-    busybox_key = _key(str(FORMAT), busybox, *BUSYBOX_APPLETS)
+    busybox_key = input_key(str(FORMAT), busybox, *BUSYBOX_APPLETS)
     test_image = _ensure(BUSYBOX_IMAGE, busybox_key, busybox_checked, {"Cmd": ["sh"], "Env": [PATH_ENV]}, progress)
     return (pause, test_image)
 

@@ -1,5 +1,6 @@
-"""The production distribution (deploy/image/pyproject.toml, installed by deploy/Dockerfile) holds only the
-production packages: no CLI, no sandbox, and the simulated NVML only when an image for simulated GPUs is built.
+"""The production distribution (deploy/image/pyproject.toml, installed by deploy/Dockerfile and
+sandbox/plugin_image.py) holds only the production packages: no CLI, no sandbox, and the simulated NVML only
+when an image for simulated GPUs is built.
 
 The wheel is really built here from a staging directory laid out the way the Dockerfile stages it.
 """
@@ -49,7 +50,10 @@ def test_the_dockerfile_stages_exactly_the_production_packages_and_the_simulator
     copies = _dockerfile_copies()
     staged = {src for src, dst in copies.items() if dst == src}
     assert staged == PRODUCTION
-    assert copies["nvml_sim"] == "/optional/nvml_sim"  # moved in only with SIMULATED=true
+    assert copies["nvml_sim"] == "/optional/nvml_sim"  # moved in only for the simulated wheel (target simulated)
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    production = dockerfile[dockerfile.index("FROM base AS production") :]
+    assert "COPY --from=build /site /" in production and "site-sim" not in production and "nvml" not in production
     assert not TOOLING & set(copies) - {"nvml_sim"}
 
 

@@ -143,6 +143,9 @@ def test_simulated_gpus_run_the_simulated_image_without_the_host_driver(helm: Pa
     pod = one(objects, "DaemonSet")["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "dra-gpu-plugin:dev-simulated"
     assert pod["containers"][0]["securityContext"]["privileged"] is False
+    assert pod["containers"][0]["command"] == ["python", "-m", "nvml_sim.entrypoint"]  # racks the machine, execs
+    real = one(template(helm), "DaemonSet")["spec"]["template"]["spec"]["containers"][0]
+    assert real["command"] == ["python", "-m", "kubelet_plugin"]
     assert pod["nodeSelector"] == {} and "driver-root" not in [v["name"] for v in pod["volumes"]]
     assert "SIMULATED_GPUS" not in plugin_env(template(helm))
 
@@ -184,3 +187,13 @@ def test_checks_beyond_the_schema_refuse_at_render_time(helm: Path) -> None:
     # helm lint turns a template's `fail` into an [INFO] line; install, upgrade and template refuse.
     same_port = refusal(helm, "template", "--set", "metrics.enabled=true,metrics.port=51516")
     assert "metrics.port and healthPort are both 51516: the plugin binds both" in same_port
+
+
+def test_extra_env_follows_the_charts_own_variables(helm: Path) -> None:
+    sets = "extraEnv[0].name=KUBERNETES_SERVICE_HOST,extraEnv[0].value=10.1.2.3,extraEnv[1].name=HTTPS_PROXY"
+    objects = template(helm, "--set", sets + ",extraEnv[1].value=http://proxy:3128")
+    container = one(objects, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]
+    names = [e["name"] for e in container["env"]]
+    assert names[-2:] == ["KUBERNETES_SERVICE_HOST", "HTTPS_PROXY"] and "NODE_NAME" in names[:-2]
+    assert plugin_env(objects)["KUBERNETES_SERVICE_HOST"] == "10.1.2.3"
+    assert "KUBERNETES_SERVICE_HOST" not in plugin_env(template(helm))

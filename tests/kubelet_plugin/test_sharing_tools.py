@@ -9,6 +9,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from dra_driver.nvml import settings
 from e2e.wait import until
 from kubelet_plugin.mps_supervisor import MpsReport, MpsSupervisor, reconcile
@@ -231,3 +233,17 @@ def test_a_restarted_plugin_adopts_the_daemon_that_outlived_it_by_its_pid_file(t
     assert reconcile(node.driver()) == MpsReport(started=0, stopped=0)  # a new plugin instance
 
     assert node.daemons() == {"gpu-0": pid} and node.calls() == []
+
+
+def test_unprepare_sets_default_when_the_interval_cannot_be_read(
+    tool_node: ToolNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = tool_node
+    uuid = node.inventory.gpus[0].uuid
+    ref = node.api.add(claim("u1", ["gpu-0-ts-0"], config=time_slicing("Long")))
+    driver = node.driver()
+    assert driver.prepare([ref])["u1"].error == ""
+    monkeypatch.setattr(type(driver.hardware.time_slicer), "interval", lambda self, gpu: "unknown")  # type: ignore[attr-defined]
+    node.forget_calls()
+    assert driver.unprepare([ref]) == {"u1": ""}
+    assert node.commands() == [f"nvidia-smi compute-policy -i {uuid} --set-timeslice 0"]
