@@ -13,8 +13,9 @@
 
 The stand-in programs are Python scripts run by the installing interpreter. They record every invocation as a
 JSON line in ``<root>/../driver-calls.jsonl`` (``calls_log``), keep the time-slice intervals ``nvidia-smi
-compute-policy`` sets, and ``nvidia-cuda-mps-control -d`` starts a real background "daemon" that ``quit``
-stops; ``driver_standins.py`` says exactly what each does.
+compute-policy`` sets, ``nvidia-smi --gpu-reset`` resets GPUs of the simulated machine (its state file), and
+``nvidia-cuda-mps-control -d`` starts a real background "daemon" that ``quit`` stops; ``driver_standins.py``
+says exactly what each does.
 
 The driver version must be the one the simulated NVML reports for the machine (its state file's
 ``driverVersion``, from the machine profile), as a real driver's libraries carry the kernel driver's version.

@@ -20,6 +20,11 @@ variables set; ``stdin``: the lines read, for the MPS control client) in ``$DRA_
   real run); it ignores ``NVIDIA_VISIBLE_DEVICES``, as only the NVIDIA container runtime's hook reads that.
   No state file: it fails as the real one does without a loaded kernel driver (exit 9); nothing visible:
   ``No devices were found`` (exit 6).
+- ``nvidia-smi -r|--gpu-reset [-i <indices, UUIDs or PCI bus IDs>]`` (no ``-i``: every GPU, as the real one)
+  does to that machine's state file, under its lock, what ``nvml_sim.machine.reset_gpu`` does (pending MIG mode
+  applies; GPU instances, compute mode, volatile ECC counts, a ``lost`` fault gone). An id it lacks: ``No devices
+  were found`` (exit 6), nothing reset. The real one refuses while processes use the GPU; the simulated machine
+  models none, so this never does. Device nodes are not looked at; ``compute-policy`` intervals are kept.
 - ``nvidia-cuda-mps-control -d`` starts a real background process (the "daemon", detached, in a new session),
   which writes ``$CUDA_MPS_PIPE_DIRECTORY/nvidia-cuda-mps-control.pid`` and a line to
   ``$CUDA_MPS_LOG_DIRECTORY/control.log``, then waits; it exits on ``quit``, on SIGTERM, or once its PID file
@@ -32,6 +37,7 @@ variables set; ``stdin``: the lines read, for the MPS control client) in ``$DRA_
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -39,7 +45,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 STANDIN = "a stand-in of the dra-driver sandbox's simulated driver installation"
 DRIVER_VERSION = "unknown"  # replaced by the installer with the simulated driver's version
@@ -93,20 +101,19 @@ def refuse(program: str, what: str) -> int:
 # --- nvidia-smi ------------------------------------------------------------------------------------------
 
 
-def _locked_state() -> tuple[int, dict[str, int]]:
-    path = smi_state()
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    state: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
-    return fd, state
-
-
-def _save_state(fd: int, state: dict[str, int]) -> None:
-    path = smi_state()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, sort_keys=True))
-    tmp.replace(path)
-    os.close(fd)
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[Any]:
+    """Read-modify-write of a JSON file as ``nvml_sim.store`` does it: ``flock`` on ``<path>.lock``, re-read,
+    write ``<path>.tmp.<pid>`` (stale ones removed) and rename; nothing written if the block raises."""
+    with open(path.with_name(path.name + ".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        yield data
+        for stale in path.parent.glob(path.name + ".tmp.*"):
+            stale.unlink(missing_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+        tmp.write_text(json.dumps(data, separators=(",", ":"), sort_keys=True))
+        os.rename(tmp, path)
 
 
 def compute_policy(args: list[str]) -> int:
@@ -129,16 +136,13 @@ def compute_policy(args: list[str]) -> int:
             return 2
     if not ids:
         return refuse("nvidia-smi", "apply compute policies to every GPU: give -i <GPU UUIDs or indices>")
-    fd, state = _locked_state()
-    if timeslice is not None:
-        if timeslice not in ("0", "1", "2", "3"):
-            os.close(fd)
-            print(f"Invalid timeslice value {timeslice!r}: 0=DEFAULT, 1=SHORT, 2=MEDIUM, 3=LONG", file=sys.stderr)
-            return 2
-        for i in ids:
-            state[i] = int(timeslice)
-            print(f"Set timeslice to {INTERVALS[int(timeslice)]} for GPU {i}.")
-    _save_state(fd, state)
+    if timeslice not in (None, "0", "1", "2", "3"):
+        print(f"Invalid timeslice value {timeslice!r}: 0=DEFAULT, 1=SHORT, 2=MEDIUM, 3=LONG", file=sys.stderr)
+        return 2
+    with _locked(smi_state()) as state:
+        for i in ids if timeslice is not None else []:
+            state[i] = int(str(timeslice))
+            print(f"Set timeslice to {INTERVALS[state[i]]} for GPU {i}.")
     if listing:
         for i in ids:
             print(f"GPU {i}\n    Timeslice                         : {INTERVALS[state.get(i, 0)]}")
@@ -160,18 +164,25 @@ def _cap(minors: dict[str, int], gpu_minor: int, gi: int, ci: int | None = None)
     return Path(f"/dev/nvidia-caps/nvidia-cap{minors.get(key, default)}")
 
 
-def list_gpus() -> int:
-    """``nvidia-smi -L``: the simulated machine's GPUs and MIG devices whose device nodes this process sees."""
-    state_file = os.environ.get(STATE_ENV)
+def _machine() -> dict[str, Any] | None:
+    """The simulated machine's state (``None``, said as the real one says it has no driver, when unreadable)."""
     try:
-        state = json.loads(Path(state_file).read_text()) if state_file else None
-    except (OSError, ValueError):
+        state = json.loads(Path(os.environ[STATE_ENV]).read_text())
+    except (KeyError, OSError, ValueError):
         state = None
-    if state is None:
+    if not isinstance(state, dict) or not isinstance(state.get("gpus"), list):
         print(
             "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
             f"({STANDIN}: {STATE_ENV} names no readable simulated machine)"
         )
+        return None
+    return state
+
+
+def list_gpus() -> int:
+    """``nvidia-smi -L``: the simulated machine's GPUs and MIG devices whose device nodes this process sees."""
+    state = _machine()
+    if state is None:
         return 9
     minors = _mig_minors()
     shown = 0
@@ -197,6 +208,47 @@ def list_gpus() -> int:
     return 0
 
 
+def _bus_id(gpu: dict[str, Any]) -> str:
+    return f"00000000:{gpu['pciBus']:02X}:00.0"
+
+
+def reset_gpu(gpu: dict[str, Any]) -> None:
+    """What a GPU reset does to the state file's GPU: exactly ``nvml_sim.machine.reset_gpu`` (tested equal)."""
+    gpu["mig"]["current"] = gpu["mig"]["pending"]
+    gpu["gpuInstances"] = []
+    gpu["computeMode"] = 0
+    if "ecc" in gpu:
+        gpu["ecc"]["volatile"] = [0, 0]
+    if gpu["fault"] == "lost":
+        gpu["fault"] = None
+
+
+def gpu_reset(args: list[str]) -> int:
+    """``nvidia-smi -r [-i <ids>]``: a read-modify-write of the state file under its lock, as nvml_sim.store does."""
+    if args and (len(args) != 2 or args[0] not in ("-i", "--id")):
+        print(f"nvidia-smi --gpu-reset: invalid arguments {args} (it takes -i <ids>)", file=sys.stderr)
+        return 2
+    ids = [i.strip().lower() for i in args[1].split(",") if i.strip()] if args else None
+    machine = _machine()
+    if machine is None:
+        return 9
+    names = {n.lower(): g["index"] for g in machine["gpus"] for n in (str(g["index"]), g["uuid"], _bus_id(g))}
+    unknown = [i for i in ids or [] if i not in names]
+    if unknown or ids == []:
+        print("No devices were found")
+        print(f"{STANDIN}: no GPU {', '.join(unknown) or '(empty -i)'} on this simulated machine", file=sys.stderr)
+        return 6
+    chosen = {names[i] for i in ids} if ids is not None else {g["index"] for g in machine["gpus"]}
+    with _locked(Path(os.environ[STATE_ENV])) as state:  # the machine's GPU list never changes
+        targets = [g for g in state["gpus"] if g["index"] in chosen]
+        for gpu in targets:
+            reset_gpu(gpu)
+    for gpu in targets:
+        print(f"GPU {_bus_id(gpu)} was successfully reset.")
+    print("All done.")
+    return 0
+
+
 def nvidia_smi(args: list[str]) -> int:
     record("nvidia-smi", args)
     if args[:1] in (["--version"], ["-V"]):
@@ -206,6 +258,8 @@ def nvidia_smi(args: list[str]) -> int:
         return list_gpus()
     if args[:1] == ["compute-policy"]:
         return compute_policy(args[1:])
+    if "-r" in args or "--gpu-reset" in args:
+        return gpu_reset([a for a in args if a not in ("-r", "--gpu-reset")])
     return refuse("nvidia-smi", f"do {' '.join(args) or 'a GPU summary'}")
 
 

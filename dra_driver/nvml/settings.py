@@ -1,4 +1,4 @@
-"""GPU settings the plugin changes through NVML: compute mode (for MPS sharing)."""
+"""GPU settings the plugin changes through NVML: compute mode (for MPS sharing) and MIG mode (NodeGpuModes)."""
 
 from __future__ import annotations
 
@@ -16,3 +16,15 @@ def compute_mode(nvml: Nvml, gpu_index: int) -> int:
 
 def set_compute_mode(nvml: Nvml, gpu_index: int, mode: int) -> None:
     nvml.call("nvmlDeviceSetComputeMode", nvml.device(gpu_index), mode)
+
+
+def mig_mode(nvml: Nvml, gpu_index: int) -> tuple[bool, bool]:
+    """(current, pending) MIG mode; they differ while a change waits for a GPU reset."""
+    current, pending = nvml.call("nvmlDeviceGetMigMode", nvml.device(gpu_index))
+    return bool(current), bool(pending)
+
+
+def set_mig_mode(nvml: Nvml, gpu_index: int, enabled: bool) -> int:
+    """Set the MIG mode; returns NVML's activation status (``NVML_ERROR_RESET_REQUIRED`` where it waits for a reset,
+    as on Ampere; the pending mode from ``mig_mode`` says the same)."""
+    return int(nvml.call("nvmlDeviceSetMigMode", nvml.device(gpu_index), 1 if enabled else 0))
