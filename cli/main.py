@@ -23,7 +23,7 @@ import yaml
 from kubernetes.config import ConfigException
 
 import api.errors
-from cli import explain_cmd, inventory_cmd, lint_cmd, sandbox_cmd, sim_cmd, slices_cmd, webhook_cmd
+from cli import explain_cmd, inventory_cmd, lint_cmd, plan_cmd, sandbox_cmd, sim_cmd, slices_cmd, webhook_cmd
 from dra_driver import errors
 
 EXIT_USAGE = 2
@@ -50,7 +50,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="dra-gpu", description="Kubernetes DRA driver for NVIDIA GPUs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (inventory_cmd, slices_cmd, sandbox_cmd, sim_cmd, explain_cmd, lint_cmd, webhook_cmd):
+    for module in (inventory_cmd, slices_cmd, sandbox_cmd, sim_cmd, explain_cmd, plan_cmd, lint_cmd, webhook_cmd):
         module.register(sub)
     return parser
 

@@ -1,0 +1,123 @@
+"""The controller's reconcile loop: cached cluster -> decision -> NodeGpuModes, Events, metrics.
+
+Woken by any watched change (debounced by ``settle_s``) and at least every ``resync_s`` (timers run out:
+claims leave their grace period, GPUs their cooldown; this reads the cache, not the API server). Only the
+replica holding the lease decides and writes; a dry-run policy decides and records Events but writes no
+NodeGpuModes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from api.names import DEFAULT_DRIVER_NAME
+from controller import handoff
+from controller.cache import ClusterCache
+from controller.events import EventRecorder
+from controller.metrics import ControllerMetrics
+from controller.planner import Decision, Policy, World, decide
+from controller.planner.world import allocated, key
+from dra_driver.k8s import Kube
+from dra_driver.resourceslice.capabilities import Capabilities
+
+log = logging.getLogger(__name__)
+Obj = Mapping[str, Any]
+
+
+def world_of(cache: ClusterCache, caps: Capabilities, driver: str) -> World:
+    nodes = {str(n["metadata"]["name"]): dict(n["metadata"].get("labels") or {}) for n in cache.items("nodes")}
+    return World(
+        nodes=nodes,
+        slices=cache.items("slices"),
+        classes=cache.items("classes"),
+        claims=cache.items("claims"),
+        pods=cache.items("pods"),
+        node_modes=cache.items("modes"),
+        caps=caps,
+        driver=driver,
+    )
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        policy: Policy,
+        caps: Capabilities,
+        metrics: ControllerMetrics,
+        events: EventRecorder,
+        leading: threading.Event,
+        *,
+        driver: str = DEFAULT_DRIVER_NAME,
+        resync_s: float = 10.0,
+        settle_s: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.kube, self.policy, self.caps, self.driver = kube, policy, caps, driver
+        self.metrics, self.events, self.leading = metrics, events, leading
+        self.resync_s, self.settle_s, self.clock = resync_s, settle_s, clock
+        self.wake = threading.Event()
+        self.cache = ClusterCache(kube, self.wake.set)
+        self.last_pass = 0.0  # monotonic time of the last loop pass (liveness)
+
+    def reconcile(self) -> Decision:
+        now = self.clock()
+        world = world_of(self.cache, self.caps, self.driver)
+        started = time.perf_counter()
+        decision = decide(world, self.policy, now)
+        self.metrics.observe(decision, time.perf_counter() - started)
+        nodes = {c.node for c in decision.changes}
+        written = nodes if self.policy.dry_run else self._write(decision, world, now)
+        self._tell(decision, world, written)
+        return decision
+
+    def _write(self, decision: Decision, world: World, now: float) -> set[str]:
+        existing = {str(o["metadata"]["name"]): o for o in world.node_modes}
+        written = set()
+        for node in sorted({c.node for c in decision.changes}):
+            changes = [c for c in decision.changes if c.node == node]
+            stored = handoff.write(self.kube, existing.get(node), node, changes, now)
+            if stored is not None:
+                self.cache.collections["modes"].put(stored)  # the next decision sees it in flight at once
+                written.add(node)
+                for c in changes:
+                    self.metrics.changes_applied.labels(type(c.target.mode).__name__.lower()).inc()
+                    log.info("%s", c.describe())
+            else:
+                self.metrics.write_errors.inc()
+        return written
+
+    def _tell(self, decision: Decision, world: World, written: set[str]) -> None:
+        claims = {key(c): c for c in world.claims if not allocated(c)}
+        verb = "would change" if decision.dry_run else "changing"
+        for change in (c for c in decision.changes if c.node in written):
+            for name in change.claims:
+                if (claim := claims.get(name)) is not None:
+                    self.events.claim(claim, "GpuModeChange", f"{verb} {change.describe()}")
+        for name, change_text in decision.waiting:
+            if (claim := claims.get(name)) is not None:
+                self.events.claim(claim, "WaitingForGpuMode", change_text)
+        for u in decision.unhelped:
+            if (claim := claims.get(u.claim)) is not None:
+                self.events.claim(claim, "CannotHelp", f"no GPU mode change helps: {u.why.text} ({u.why})", True)
+        self.events.forget_except(str((c.get("metadata") or {}).get("uid")) for c in claims.values())
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.last_pass = time.monotonic()
+            self.wake.wait(self.resync_s)
+            if stop.is_set():
+                break
+            stop.wait(self.settle_s)  # let a burst of events land
+            self.wake.clear()
+            self.metrics.leader.set(1 if self.leading.is_set() else 0)
+            if not self.leading.is_set() or not self.cache.synced:
+                continue
+            try:
+                self.reconcile()
+            except Exception:  # a bug in one decision must not end the controller; the next pass retries
+                log.exception("decision failed")
