@@ -1,151 +1,216 @@
-"""Allocating one claim against 500 simulated DGX A100 nodes (8 GPUs each), as one scheduling cycle's Filter.
+"""Our allocator (``dra_driver.structured``) against kube-scheduler's (Go, ``structured`` v0.37.2), same inputs.
 
-Slices are built in memory by the driver's ``build_pool`` for 500 node names (no API server). A "claim" is
-one ``allocate`` per node, all 500 nodes, so claims/s is how many pods per second the Filter phase of a
-scheduler using this allocator could handle. Shapes: a whole GPU; a MIG 1g.5gb device with 9 MIG devices
-already allocated on every node; a CEL selector on memory and product name. Baselines in the same run:
-(a) evaluating the claim's class selector once on every device of the 500 nodes (what an allocator that
-looks at every device would spend on CEL alone; first fit stops earlier), (b) the same 500 calls against a
-cluster of just that one node (what the size of the cluster state costs each call).
+One claim filtered against the first N of the simulated DGX A100 nodes (``bench.alloc_inputs``), one
+allocation per node, as one scheduling cycle's Filter. Both sides get the same slices, classes, allocated
+claims and claim; the Go program (``bench/go/allocator``, built into the cache on the first run) reads them
+from a JSON file this bench writes, and runs ``NewAllocator`` once per claim and ``Allocate`` per node, as
+kube-scheduler does. Ours, to match, parses the claim once and allocates on a new ``ClusterState`` of the
+already-parsed slices per pass, so the slice index, pools and counters are built again in every pass
+("ours"); "warm" reuses one ``ClusterState`` (what a long-lived caller pays from its second claim on).
+Times are the best of ``--repeat`` passes after one warm-up pass, on both sides; every node must take the
+claim, or the bench stops. Also: the time to parse the largest MIG cluster into a ``ClusterState``, and
+the analysis of ``dra-gpu explain`` for one pod on it (parse + every node's report + the table; the API
+reads are not counted). Prints a table; ``--json`` prints one JSON object instead (docs/benchmarks.md).
 
-Prints numbers; asserts nothing. Timings are the best of ``--repeat`` runs after one warm-up run. A
-``ClusterState`` remembers the pools and counters it built, so "first" is also shown: one pass on a new
-``ClusterState`` of the same parsed slices (pools and counters built again; CEL views already built).
-
-    .venv/bin/python -m bench.bench_allocator [--nodes 500] [--repeat 3]
+    .venv/bin/python -m bench.bench_allocator [--nodes 100,500,1000] [--repeat 3] [--json] [--no-go]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from api.partitioning import GpuMode, Mig, Whole
-from dra_driver.cel import compile_selector
-from dra_driver.classes import device_classes
-from dra_driver.inventory import Inventory
-from dra_driver.nvml.discovery import discover
-from dra_driver.nvml.session import Nvml
-from dra_driver.resourceslice.capabilities import Capabilities
-from dra_driver.resourceslice.render import render
-from dra_driver.slices.builder import build_pool
-from dra_driver.structured import ClusterState, Node, Unsatisfiable, allocate, cluster_state
-from nvml_sim.control import SimulatedMachine
+from bench import alloc_gobuild
+from bench.alloc_inputs import CLASSES, KINDS, Cluster, clusters, go_input, inventory
+from cli.explain import Inputs, analyse
+from cli.explain_report import render_table
+from dra_driver.structured import Allocation, ClusterState, Node, allocate, cluster_state, parse_claim
+from dra_driver.structured.model import Claim
 
-D = "gpu.dra-driver.dev"
-Obj = dict[str, Any]
-CLASSES = {c["metadata"]["name"]: c for c in device_classes()}
-HELD = [f"gpu-{g}-mig-3g-20gb-4" for g in range(8)] + ["gpu-0-mig-1g-5gb-3"]  # per node, before the claim
+Table = dict[str, dict[str, float]]  # claim kind -> node count (a string, for JSON) -> value
 
 
-def _inventory() -> Inventory:
-    state = Path(tempfile.mkdtemp(prefix="bench-alloc-")) / "dgx-a100.json"
-    SimulatedMachine.create(state, "dgx-a100").activate()
-    with Nvml() as nvml:
-        return discover(nvml)
-
-
-def _slices(inv: Inventory, nodes: list[str], mode: GpuMode) -> list[Obj]:
-    modes = {g.index: mode for g in inv.gpus}
-    return [s for n in nodes for s in render(build_pool(inv, modes, Capabilities(), D, n), 1, "v1")]
-
-
-def _claim(device_class: str, *selectors: str) -> Obj:
-    exactly: Obj = {"deviceClassName": f"{device_class}.dra-driver.dev", "count": 1}
-    if selectors:
-        exactly["selectors"] = [{"cel": {"expression": s}} for s in selectors]
-    return {
-        "metadata": {"name": "c", "namespace": "bench"},
-        "spec": {"devices": {"requests": [{"name": "r", "exactly": exactly}]}},
-    }
-
-
-def _held(nodes: list[str]) -> list[Obj]:
-    results = [{"request": "r", "driver": D, "pool": n, "device": d} for n in nodes for d in HELD]
-    return [{"metadata": {"name": "held"}, "status": {"allocation": {"devices": {"results": results}}}}]
-
-
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up: CEL programs compiled, device activations built
-    best = float("inf")
+def _best(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(least wall-clock ms, least CPU ms) of ``repeat`` passes after one warm-up pass."""
+    fn()  # warm-up: CEL programs compiled, device views built
+    wall = cpu = float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, time.process_time() - start_cpu)
+    return wall * 1e3, cpu * 1e3
 
 
-def _filter(cluster: ClusterState, claim: Obj, nodes: list[Node]) -> None:
+def _filter(cluster: ClusterState, claim: Claim, nodes: Sequence[Node]) -> None:
     for node in nodes:
-        if isinstance(allocate(cluster, claim, node), Unsatisfiable):
-            raise SystemExit(f"bench setup is wrong: the claim does not fit on {node.name}")
+        if not isinstance(outcome := allocate(cluster, claim, node), Allocation):
+            raise SystemExit(f"bench setup is wrong: the claim does not fit on {node.name}: {outcome}")
 
 
-def _first(cluster: ClusterState, claim: Obj, nodes: list[Node]) -> float:
-    fresh = dataclasses.replace(cluster)  # same slices, nothing remembered
-    start = time.perf_counter()
-    _filter(fresh, claim, nodes)
-    return time.perf_counter() - start
+def _chosen(cluster: ClusterState, claim: Claim, nodes: Sequence[Node]) -> dict[str, list[str]]:
+    """node -> "pool/device" per result: what ours allocates, to compare with the Go program's choice."""
+    chosen = {}
+    for node in nodes:
+        outcome = allocate(cluster, claim, node)
+        assert isinstance(outcome, Allocation)  # _filter ran first
+        chosen[node.name] = [f"{r.pool}/{r.device}" for r in outcome.claims[0].results]
+    return chosen
 
 
-def _class_scan(cluster: ClusterState, expression: str) -> None:
-    selector = compile_selector(expression)
-    for s in cluster.slices:
-        for d in s.devices:
-            selector.matches(d.view)
+def _fresh(parsed: ClusterState, claim: Claim, nodes: Sequence[Node]) -> None:
+    _filter(ClusterState(parsed.slices, parsed.classes, parsed.allocated), claim, nodes)
 
 
-def main() -> None:
+def ours(
+    parsed: Mapping[str, ClusterState], data: Mapping[str, Cluster], counts: Sequence[int], repeat: int
+) -> dict[str, Any]:
+    """Per claim kind and node count, in ms: a pass on a new ClusterState (wall, CPU) and on a reused one;
+    and under "chosen" the devices allocated on each node."""
+    out: dict[str, Any] = {"alloc_ms": {}, "alloc_cpu_ms": {}, "alloc_warm_ms": {}, "chosen": {}}
+    for kind in KINDS:
+        claim, whole, c = parse_claim(kind.claim), parsed[kind.cluster], data[kind.cluster]
+        for n in counts:
+            state = ClusterState(whole.slices[: c.per_node * n], whole.classes, whole.allocated)
+            nodes = [Node(name, {"kubernetes.io/hostname": name}) for name in c.nodes[:n]]
+            wall, cpu = _best(partial(_fresh, state, claim, nodes), repeat)
+            warm, _ = _best(partial(_filter, state, claim, nodes), repeat)
+            for key, value in (("alloc_ms", wall), ("alloc_cpu_ms", cpu), ("alloc_warm_ms", warm)):
+                out[key].setdefault(kind.key, {})[str(n)] = value
+            out["chosen"].setdefault(kind.key, {})[str(n)] = _chosen(state, claim, nodes)
+    return out
+
+
+def go(data: Mapping[str, Cluster], counts: Sequence[int], repeat: int) -> dict[str, Any]:
+    """The Go baseline on the same inputs, in ms: a pass (wall, CPU) and NewAllocator's part of it; and
+    under "chosen" the devices it allocated on each node."""
+    binary = alloc_gobuild.binary(lambda line: print(line, file=sys.stderr))
+    with tempfile.TemporaryDirectory(prefix="bench-alloc-go-") as tmp:
+        path = Path(tmp) / "input.json"
+        go_input(path, data, counts)
+        proc = subprocess.run(
+            [str(binary), "-input", str(path), "-repeat", str(repeat)], capture_output=True, text=True, check=False
+        )
+    if proc.returncode != 0:
+        raise SystemExit(f"the Go allocator baseline failed (exit code {proc.returncode}): {proc.stderr.strip()}")
+    out: dict[str, Any] = {"go_alloc_ms": {}, "go_alloc_cpu_ms": {}, "go_new_allocator_ms": {}, "chosen": {}}
+    for r in json.loads(proc.stdout)["results"]:
+        for key, field in (
+            ("go_alloc_ms", "ms"),
+            ("go_alloc_cpu_ms", "cpu_ms"),
+            ("go_new_allocator_ms", "new_allocator_ms"),
+        ):
+            out[key].setdefault(r["kind"], {})[str(r["nodes"])] = r[field]
+        out["chosen"].setdefault(r["kind"], {})[str(r["nodes"])] = r["chosen"]
+    return out
+
+
+def explain_seconds(c: Cluster) -> tuple[float, float]:
+    """``dra-gpu explain`` of one pod with the MIG claim on every node of ``c``, minus the API reads: (wall, CPU) s."""
+    kind = next(k for k in KINDS if k.cluster == c.name)
+    pod = {
+        "metadata": {"name": "p", "namespace": "bench"},
+        "spec": {"resourceClaims": [{"name": "r", "resourceClaimName": "c"}]},
+    }
+    nodes = tuple({"metadata": {"name": n, "labels": {"kubernetes.io/hostname": n}}} for n in c.nodes)
+    inputs = Inputs("pod bench/p", (kind.claim,), c.slices, tuple(CLASSES), c.allocated, nodes, pod)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    report = analyse(inputs)
+    render_table(report)
+    took = time.perf_counter() - start, time.process_time() - start_cpu
+    if len(report.nodes) != len(c.nodes) or any(r.verdict != "allocatable" for r in report.nodes):
+        raise SystemExit("bench setup is wrong: explain does not find the claim allocatable on every node")
+    return took
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=500)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    inv = _inventory()
-    names = [f"node-{i:03d}" for i in range(args.nodes)]
-    nodes = [Node(n, {"kubernetes.io/hostname": n}) for n in names]
-    start = time.perf_counter()
-    whole_slices, mig_slices = _slices(inv, names, Whole()), _slices(inv, names, Mig())
-    built = time.perf_counter() - start
-    start = time.perf_counter()
-    whole = cluster_state(whole_slices, CLASSES)
-    mig = cluster_state(mig_slices, CLASSES, _held(names))
-    parsed = time.perf_counter() - start
-    devices = sum(len(s.devices) for s in whole.slices) + sum(len(s.devices) for s in mig.slices)
+    parser.add_argument("--nodes", default="100,500,1000", help="comma-separated node counts (default 100,500,1000)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes per case, after one warm-up")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (keys: docs/benchmarks.md)")
+    parser.add_argument("--no-go", action="store_true", help="skip the Go baseline (go_alloc_ms is then null)")
+    parser.add_argument("--no-explain", action="store_true", help="skip the explain timing (explain_s is null)")
+    args = parser.parse_args(argv)
+    try:
+        counts = sorted({int(n) for n in args.nodes.split(",")})
+    except ValueError:
+        parser.error(f"--nodes: {args.nodes!r} is not a comma-separated list of node counts")
+    if counts[0] < 1 or args.repeat < 1:
+        parser.error("--nodes: counts must be at least 1; --repeat: at least 1")
+    log = (lambda _: None) if args.json else print
+    data = clusters(inventory(), counts[-1])
+    start, start_cpu = time.perf_counter(), time.process_time()
+    mig = cluster_state(data["mig"].slices, CLASSES, data["mig"].allocated)
+    build_s, build_cpu_s = time.perf_counter() - start, time.process_time() - start_cpu
+    devices = sum(len(s.devices) for s in mig.slices)
+    log(f"state for {counts[-1]} MIG nodes ({devices} devices) built in {build_s:.2f} s")
+    parsed = {"mig": mig, "whole": cluster_state(data["whole"].slices, CLASSES, data["whole"].allocated)}
+    mine = ours(parsed, data, counts, args.repeat)
+    theirs = go(data, counts, args.repeat) if not args.no_go else {}
+    explain = None if args.no_explain else explain_seconds(data["mig"])
+    mine_chosen, theirs_chosen = mine.pop("chosen"), theirs.pop("chosen", None)
+    result: dict[str, Any] = {
+        "nodes": counts,
+        "repeat": args.repeat,
+        "load_average": _load(),
+        **mine,
+        "go_alloc_ms": None,
+        "go_alloc_cpu_ms": None,
+        "go_new_allocator_ms": None,
+        **theirs,
+        # per kind and node count: did ours allocate the same devices on every node as the Go allocator
+        "same_devices_as_go": None
+        if theirs_chosen is None
+        else {k: {n: mine_chosen[k][n] == theirs_chosen[k][n] for n in by_n} for k, by_n in mine_chosen.items()},
+        "state_build_s": build_s,
+        "state_build_cpu_s": build_cpu_s,
+        "state_build_devices": devices,
+        "explain_s": explain[0] if explain else None,
+        "explain_cpu_s": explain[1] if explain else None,
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    _table(result, counts)
+
+
+def _table(r: Mapping[str, Any], counts: Sequence[int]) -> None:
+    go_ms, go_cpu = r["go_alloc_ms"] or {}, r["go_alloc_cpu_ms"] or {}
+    print(f"load average {r['load_average']}; best of {r['repeat']} passes; ms per pass over N nodes (CPU ms per node)")
+    print(f"{'claim':30} {'nodes':>5} {'ours':>17} {'warm':>8} {'Go':>17} {'ours/Go':>8} {'CPU':>6}")
+    for kind in KINDS:
+        for n in counts:
+            wall, cpu = r["alloc_ms"][kind.key][str(n)], r["alloc_cpu_ms"][kind.key][str(n)]
+            cells = [f"{kind.label:30} {n:5d} {wall:8.1f} ({cpu / n:.3f}) {r['alloc_warm_ms'][kind.key][str(n)]:8.1f}"]
+            theirs, theirs_cpu = go_ms.get(kind.key, {}).get(str(n)), go_cpu.get(kind.key, {}).get(str(n))
+            if theirs is not None and theirs_cpu is not None:
+                cells.append(
+                    f"{theirs:8.1f} ({theirs_cpu / n:.3f}) {wall / theirs:7.2f}x {cpu / max(theirs_cpu, 1e-3):5.2f}x"
+                )
+                cells.append("same devices" if r["same_devices_as_go"][kind.key][str(n)] else "DIFFERENT DEVICES")
+            print(" ".join(cells))
     print(
-        f"{args.nodes} nodes x 8 GPUs: {devices} devices (whole + MIG clusters) built by the driver in {built:.2f} s,"
-        f" parsed by cluster_state in {parsed:.2f} s ({parsed / devices * 1e6:.0f} us per device)"
+        f"state for {counts[-1]} MIG nodes ({r['state_build_devices']} devices): {r['state_build_s']:.2f} s"
+        f" ({r['state_build_cpu_s']:.2f} s CPU)"
     )
-    one_whole = cluster_state(_slices(inv, names[:1], Whole()), CLASSES)
-    one_mig = cluster_state(_slices(inv, names[:1], Mig()), CLASSES, _held(names[:1]))
-    selector = (
-        f'device.capacity["{D}"].memory.compareTo(quantity("40Gi")) >= 0'
-        f' && device.attributes["{D}"].productName.startsWith("NVIDIA A100")'
-    )
-    shapes = [
-        ("whole GPU", whole, one_whole, _claim("gpu")),
-        ("MIG 1g.5gb, 9 MIG devices held per node", mig, one_mig, _claim("mig-1g-5gb")),
-        ("CEL selector (memory >= 40Gi, A100)", whole, one_whole, _claim("gpu", selector)),
-    ]
-    print(f"claims filtered against {args.nodes} nodes; (a) = class selector on every device, (b) = 1-node cluster")
-    print(
-        f"{'claim':42} {'filter':>10} {'claims/s':>9} {'nodes/s':>8} {'ms/node':>8} {'first':>10}"
-        f" {'(a)':>10} {'x (a)':>6} {'(b)':>10} {'x (b)':>6}"
-    )
-    for label, cluster, single, claim in shapes:
-        expression = CLASSES[claim["spec"]["devices"]["requests"][0]["exactly"]["deviceClassName"]]["spec"]
-        scan = _best(partial(_class_scan, cluster, expression["selectors"][0]["cel"]["expression"]), args.repeat)
-        t = _best(partial(_filter, cluster, claim, nodes), args.repeat)
-        first = _first(cluster, claim, nodes)
-        one = _best(partial(_filter, single, claim, nodes[:1] * args.nodes), args.repeat)
+    if r["explain_s"] is not None:
         print(
-            f"{label:42} {t * 1e3:7.1f} ms {1 / t:9.2f} {args.nodes / t:8.0f} {t / args.nodes * 1e3:8.3f}"
-            f" {first * 1e3:7.1f} ms {scan * 1e3:7.1f} ms {t / scan:6.2f} {one * 1e3:7.1f} ms {t / one:6.2f}"
+            f"dra-gpu explain analysis, one pod on {counts[-1]} MIG nodes: {r['explain_s']:.2f} s"
+            f" ({r['explain_cpu_s']:.2f} s CPU; API reads not counted)"
         )
 
 

@@ -6,6 +6,9 @@ the answer: the request that cannot be served, the selector that matched nothing
 out and which allocated devices use it, the untolerated taint, the constraint that fails; and what would fit
 ("gpu: 3 of 4 devices found on node-1", for MIG devices "2g.10gb placements free: none").
 ``render_table`` / ``render_json`` print a ``Report``. All but ``read_inputs`` and ``run`` is pure.
+``run`` adds the mode changes running on nodes and what the mode controller would do now for the claims
+(``cli.explain_modes``, on ``controller.planner``). With ``-f`` the objects come from YAML files
+(``cli.explain_files``) instead of a cluster.
 
 Candidate nodes: for a pod, nodes that are not cordoned and match its ``nodeName``, ``nodeSelector``,
 required node affinity and the node selectors of its claims that are already allocated; for a claim, every
@@ -16,14 +19,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
+from api import gpumodes
+from cli import explain_files, explain_modes
+from cli.explain_files import Source
+from cli.explain_modes import ModesReport
 from cli.explain_report import NodeReport, Report, RequestFacts, render_json, render_table
+from controller.planner import Policy, load_policy
+from controller.planner.world import timestamp
 from dra_driver.cel import CelError, compile_selector
 from dra_driver.errors import ConfigError, FatalError
-from dra_driver.k8s import Kube
+from dra_driver.k8s import ApiError, Kube, resource_path
+from dra_driver.resourceslice.capabilities import Capabilities
+from dra_driver.resourceslice.probe import probe
 from dra_driver.structured import (
     Allocation,
     ClusterState,
@@ -74,6 +86,9 @@ class Inputs:
     pod: Obj | None = None
     done: tuple[Obj, ...] = ()  # the pod's claims that are allocated already
     notes: tuple[str, ...] = ()
+    every_claim: tuple[Obj, ...] = ()  # for the mode controller's planner: all claims, unbound pods, NodeGpuModes
+    unbound_pods: tuple[Obj, ...] = ()
+    node_modes: tuple[Obj, ...] = ()
 
 
 # --- analysis (pure) --------------------------------------------------------------------------------------
@@ -131,7 +146,7 @@ def _device_request(claims: Sequence[Claim], claim_key: str, name: str) -> Devic
 
 def _matches(expression: str, device: Device) -> bool:
     try:
-        return compile_selector(expression).matches(device.view)
+        return device.matches(compile_selector(expression))
     except CelError:
         return False
 
@@ -277,7 +292,7 @@ def analyse(inputs: Inputs) -> Report:
 # --- reading the cluster ----------------------------------------------------------------------------------
 
 
-def _pod_claims(kube: Kube, pod: Obj, ns: str) -> tuple[list[Obj], list[str]]:
+def _pod_claims(kube: Source, pod: Obj, ns: str) -> tuple[list[Obj], list[str]]:
     generated = {
         s["name"]: s.get("resourceClaimName") for s in (pod.get("status") or {}).get("resourceClaimStatuses") or ()
     }
@@ -300,7 +315,17 @@ def _pod_claims(kube: Kube, pod: Obj, ns: str) -> tuple[list[Obj], list[str]]:
     return claims, notes
 
 
-def read_inputs(kube: Kube, kind: str, name: str, ns: str) -> Inputs:
+def _node_modes(kube: Source) -> list[Any]:
+    """The NodeGpuModes objects; none when their CustomResourceDefinition is not installed (no controller ran)."""
+    try:
+        return kube.list(resource_path(gpumodes.API_VERSION, gpumodes.PLURAL))
+    except ApiError as exc:
+        if exc.not_found:
+            return []
+        raise
+
+
+def read_inputs(kube: Source, kind: str, name: str, ns: str) -> Inputs:
     path = f"{R}/namespaces/{ns}/resourceclaims/{name}" if kind == "claim" else f"/api/v1/namespaces/{ns}/pods/{name}"
     obj = kube.get(path)
     if obj is None:
@@ -314,7 +339,8 @@ def read_inputs(kube: Kube, kind: str, name: str, ns: str) -> Inputs:
         notes.append(f"claim {_key(c)} is allocated: {devices}")
     todo = [c for c in targets if not _allocation(c)]
     explained = {_key(c) for c in todo}
-    allocated = [c for c in kube.list(f"{R}/resourceclaims") if _allocation(c) and _key(c) not in explained]
+    every = kube.list(f"{R}/resourceclaims")
+    allocated = [c for c in every if _allocation(c) and _key(c) not in explained]
     return Inputs(
         subject=f"{kind} {ns}/{name}",
         claims=tuple(todo),
@@ -324,13 +350,43 @@ def read_inputs(kube: Kube, kind: str, name: str, ns: str) -> Inputs:
         nodes=tuple(kube.list("/api/v1/nodes")),
         pod=obj if kind == "pod" else None,
         done=tuple(done),
-        notes=tuple(notes),
+        notes=(*getattr(kube, "notes", ()), *notes),
+        every_claim=tuple(every),
+        unbound_pods=tuple(kube.list("/api/v1/pods", fieldSelector="spec.nodeName=")),
+        node_modes=tuple(_node_modes(kube)),
     )
+
+
+def _modes(inputs: Inputs, report: Report, args: argparse.Namespace, caps: Capabilities, now: float) -> ModesReport:
+    notes = [] if args.policy else ["plan made with the controller's default policy; pass its ModePolicy with --policy"]
+    if caps.api_version != "v1":
+        running, bad = explain_modes.running_changes(inputs.node_modes)
+        notes.append(f"no plan: the mode controller needs resource.k8s.io/v1, the server serves {caps.api_version}")
+        return ModesReport(running, (), (*bad, *notes))
+    policy = load_policy(args.policy.read_text()) if args.policy else Policy()
+    world = explain_modes.world(
+        inputs.nodes, inputs.slices, inputs.classes, inputs.every_claim, inputs.unbound_pods, inputs.node_modes,
+        caps, args.driver,
+    )  # fmt: skip
+    found = explain_modes.analyse(world, policy, now, report.claims)
+    return replace(found, notes=(*found.notes, *notes))
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``dra-gpu explain`` (``cli.explain_cmd`` declares the arguments)."""
-    kube = Kube.from_kubeconfig(args.kubeconfig)
-    report = analyse(read_inputs(kube, args.kind, args.name, args.namespace))
+    kube: Source
+    if args.filename:
+        caps = replace(Capabilities(), partitionable_devices=not args.no_partitionable_devices)
+        kube, now = explain_files.load(args.filename, args.driver, caps), time.time()
+        if args.now:
+            now = timestamp(args.now)
+            if not now:
+                raise FatalError(f"--now: {args.now!r} is not an RFC 3339 time such as 2026-01-01T00:00:00Z")
+    else:
+        live = Kube.from_kubeconfig(args.kubeconfig)
+        kube, caps, now = live, probe(live), time.time()
+    inputs = read_inputs(kube, args.kind, args.name, args.namespace)
+    report = analyse(inputs)
+    report = replace(report, modes=_modes(inputs, report, args, caps, now))
     sys.stdout.write(render_json(report) if args.output == "json" else render_table(report))
     return 0

@@ -1,7 +1,9 @@
 """DRA device selectors in CEL, evaluated the way kube-scheduler evaluates them. Pure (no I/O).
 
 ``compile_selector(expression)`` → ``Selector`` (cached by expression; raises ``CelCompileError``);
-``Selector.matches(device_view(driver, device_dict))`` → bool (raises ``CelEvalError``).
+``Selector.matches(device_view(driver, device_dict))`` → bool (raises ``CelEvalError``);
+``Selector.matches_source`` answers the same, remembering results by the device fields the expression
+reads (``memo``), so devices with equal fields share one evaluation and their views need not be built.
 Quantities and versions are exact Python values (``Quantity``, ``Semver``) outside CEL.
 """
 

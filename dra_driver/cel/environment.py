@@ -13,6 +13,7 @@ surface here at evaluation. Compiled selectors are cached by expression text. No
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -23,6 +24,7 @@ from dra_driver.cel import functions
 from dra_driver.cel.device import DeviceView
 from dra_driver.cel.errors import CelCompileError, CelEvalError
 from dra_driver.cel.literals import index_literals
+from dra_driver.cel.memo import Ref, references, source_key
 from dra_driver.cel.protos import POOL
 
 _EXTENSIONS = """\
@@ -43,6 +45,7 @@ _NO_SUCH_KEY_HINT = (
     " optional fields"
 )
 _CACHE_LIMIT = 4096
+_RESULTS_LIMIT = 1 << 16  # remembered results per selector (distinct device field values)
 
 
 @cache
@@ -76,6 +79,34 @@ class Selector:
     expression: str
     program: Any = field(repr=False)
     index_keys: frozenset[str] = frozenset()
+    # the device fields the expression reads (memo.references; None: it may read any), and the results by
+    # what those fields hold (memo.source_key): a bool, or the runtime error to raise again
+    refs: tuple[Ref, ...] | None = None
+    results: dict[tuple[Hashable, ...], bool | CelEvalError] = field(default_factory=dict, repr=False)
+
+    def matches_source(
+        self, driver: str, source: Mapping[str, Any], invalid: str | None, view: Callable[[], DeviceView]
+    ) -> bool:
+        """``matches(view())`` for the device whose v1 JSON is ``source`` and whose ``attributes_invalid`` is
+        ``invalid``; remembered by ``source_key`` when the expression allows it, so ``view`` is called only
+        for the first device with each key (or for every device, when it does not)."""
+        if invalid is not None:
+            raise CelEvalError(self.expression, invalid)
+        key = source_key(self.refs, driver, source) if self.refs is not None else None
+        if key is None:
+            return self.matches(view())
+        known = self.results.get(key)
+        if known is None:
+            try:
+                known = self.matches(view())
+            except CelEvalError as e:
+                known = e
+            if len(self.results) >= _RESULTS_LIMIT:
+                self.results.clear()
+            self.results[key] = known
+        if isinstance(known, CelEvalError):
+            raise CelEvalError(known.expression, known.message)
+        return known
 
     def matches(self, device: DeviceView) -> bool:
         if device.invalid is not None:
@@ -131,4 +162,4 @@ def _compile(expression: str) -> Selector | CelCompileError:
     result = program.return_type()
     if not (result == cel.Type.BOOL or result == cel.Type.DYN):
         return CelCompileError(expression, f"must evaluate to bool or the unknown type, not {result.name().lower()}")
-    return Selector(expression, program, index_literals(expression))
+    return Selector(expression, program, index_literals(expression), references(expression))

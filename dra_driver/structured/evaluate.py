@@ -110,7 +110,9 @@ def request_report(
                     statuses.append(DeviceStatus(device_id, ERROR, str(e)))
                     continue
                 status = (
-                    _judge(cluster, request, device, device_id, left) if matches else DeviceStatus(device_id, NO_MATCH)
+                    _judge(cluster, pool, request, device, device_id, left)
+                    if matches
+                    else DeviceStatus(device_id, NO_MATCH)
                 )
                 statuses.append(status)
     statuses_t = tuple(statuses)
@@ -119,7 +121,12 @@ def request_report(
 
 
 def _judge(
-    cluster: ClusterState, request: DeviceRequest, device: Device, device_id: DeviceId, left: counters.Left
+    cluster: ClusterState,
+    pool: Pool,
+    request: DeviceRequest,
+    device: Device,
+    device_id: DeviceId,
+    left: counters.Left,
 ) -> DeviceStatus:
     allocated = cluster.allocated
     if not request.admin_access and device_id in allocated.devices:
@@ -127,18 +134,20 @@ def _judge(
     if taints := untolerated(device.taints, request.tolerations):
         return DeviceStatus(device_id, TAINTED, ", ".join(str(t) for t in taints))
     held = allocated.capacity.get(device_id, {})
-    try:
-        short = capacity_shortfall(request.capacity, device.capacity, held, {})
-    except CapacityError as e:
-        return DeviceStatus(device_id, ERROR, f"checking capacity for device {device_id}: {e}")
-    if short:
-        return DeviceStatus(device_id, NO_CAPACITY, short)
+    if request.capacity or held or not device.plain_capacity:  # else nothing can be short (as in search)
+        try:
+            short = capacity_shortfall(request.capacity, device.capacity, held, {})
+        except CapacityError as e:
+            return DeviceStatus(device_id, ERROR, f"checking capacity for device {device_id}: {e}")
+        if short:
+            return DeviceStatus(device_id, NO_CAPACITY, short)
     shared = device_id in allocated.capacity or device_id in allocated.shared_devices
     skip_counters = device.allow_multiple_allocations and shared
     if device.consumes_counters and not skip_counters:
         consumed: counters.Counts = {}
         counters.add(consumed, device.consumes_counters)
-        if short_counters := counters.exceeded(left, consumed):
+        # fits() looks only at the consumed counters (all of them when one is overdrawn): the same answer
+        if not counters.fits(pool, allocated, consumed) and (short_counters := counters.exceeded(left, consumed)):
             return DeviceStatus(device_id, NO_COUNTERS, counters=tuple(short_counters))
     return DeviceStatus(device_id, USABLE)
 

@@ -23,7 +23,7 @@ def _all_match(selectors: Sequence[str | None], device: Device, device_id: Devic
         if expression is None:
             raise SelectionError(f"{owner}: selector #{i}: CEL expression empty (unsupported selector type?)")
         try:
-            if not compile_selector(expression).matches(device.view):
+            if not device.matches(compile_selector(expression)):
                 return False
         except CelCompileError as e:
             raise SelectionError(f"{owner}: selector #{i}: CEL compile error: {e.message}") from e

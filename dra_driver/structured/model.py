@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from dra_driver.cel import DeviceView, Quantity, device_view
+from dra_driver.cel import DeviceView, Quantity, Selector, device_view
+from dra_driver.cel.memo import attributes_invalid
 from dra_driver.structured.slice_index import SliceIndex
 
 MAX_RESULTS_PER_CLAIM = 32  # resourceapi.AllocationResultsMaxSize
@@ -112,6 +113,16 @@ class Device:
         return device_view(self.driver, self.source)
 
     @cached_property
+    def cel_invalid(self) -> str | None:
+        """``view.invalid`` (why every selector fails on this device), found without building the view."""
+        built = self.__dict__.get("view")
+        return built.invalid if built is not None else attributes_invalid(self.source)
+
+    def matches(self, selector: Selector) -> bool:
+        """``selector.matches(self.view)``, through the selector's memo of results (``Selector.matches_source``)."""
+        return selector.matches_source(self.driver, self.source, self.cel_invalid, lambda: self.view)
+
+    @cached_property
     def plain_capacity(self) -> bool:
         """No request policy and no negative value: a request without capacity requests fits an unshared device."""
         return all(c.policy is None and c.value.nanos >= 0 for c in self.capacity.values())
@@ -135,6 +146,28 @@ class Slice:
     @cached_property
     def uses_compatibility_groups(self) -> bool:
         return any(c.compatibility_groups for d in self.devices for c in d.consumes_counters)
+
+    # Facts of one slice that every pool built from it needs; slices are immutable, so they are worked out
+    # once per parsed slice and shared by every ClusterState holding it.
+    @cached_property
+    def has_binding_conditions(self) -> bool:
+        return any(d.binding_conditions for d in self.devices)
+
+    @cached_property
+    def device_names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.devices)
+
+    @cached_property
+    def devices_by_name(self) -> Mapping[str, tuple[Device, ...]]:
+        by_name: dict[str, tuple[Device, ...]] = {}
+        for d in self.devices:
+            by_name[d.name] = (*by_name.get(d.name, ()), d)
+        return by_name
+
+    @cached_property
+    def consumptions(self) -> tuple[CounterConsumption, ...]:
+        """The counter consumptions of its devices in order, each object once (parse shares equal ones)."""
+        return tuple({id(c): c for d in self.devices for c in d.consumes_counters}.values())
 
 
 @dataclass(frozen=True)

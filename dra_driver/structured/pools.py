@@ -44,7 +44,7 @@ class Pool:
 
     @cached_property
     def has_binding_conditions(self) -> bool:
-        return any(d.binding_conditions for s in self.slices for d in s.devices)
+        return any(s.has_binding_conditions for s in self.slices)
 
 
 def slice_visible(slice_: Slice, node: Node) -> bool:
@@ -104,7 +104,7 @@ def _build_pool(pool_id: PoolId, visible: list[Slice], every: list[Slice], expec
         s for s in every if s.name not in visible_names and s.shared_counters
     ]
     base = Pool(pool_id, tuple(device_slices), tuple(other), seen=len(every), expected=expected)
-    names = [d.name for s in device_slices for d in s.devices]
+    names = [n for s in device_slices for n in s.device_names]
     if len(names) != len(set(names)):
         duplicate = next(n for n in names if names.count(n) > 1)
         return _invalid(base, f"duplicate device name {duplicate}")
@@ -114,16 +114,19 @@ def _build_pool(pool_id: PoolId, visible: list[Slice], every: list[Slice], expec
             if counter_set.name in counter_sets:
                 return _invalid(base, f"duplicate counter set name {counter_set.name}")
             counter_sets[counter_set.name] = counter_set
+    checked: set[int] = set()  # a consumption seen before passed (the first failure returns)
     for slice_ in device_slices + other:
-        for device in slice_.devices:
-            for consumption in device.consumes_counters:
-                known = counter_sets.get(consumption.counter_set)
-                if known is None:
-                    return _invalid(base, f"counter set {consumption.counter_set} not found")
-                if consumption.counters.keys() <= known.counters.keys():
-                    continue
-                name = next(n for n in consumption.counters if n not in known.counters)
-                return _invalid(base, f"counter {name} not found in counter set {known.name}")
+        for consumption in slice_.consumptions:
+            if id(consumption) in checked:
+                continue
+            checked.add(id(consumption))
+            known = counter_sets.get(consumption.counter_set)
+            if known is None:
+                return _invalid(base, f"counter set {consumption.counter_set} not found")
+            if consumption.counters.keys() <= known.counters.keys():
+                continue
+            name = next(n for n in consumption.counters if n not in known.counters)
+            return _invalid(base, f"counter {name} not found in counter set {known.name}")
     return Pool(pool_id, base.slices, base.other_slices, counter_sets, seen=base.seen, expected=expected)
 
 

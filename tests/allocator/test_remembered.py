@@ -117,11 +117,24 @@ def test_an_overdrawn_counter_blocks_devices_that_do_not_consume_it() -> None:
 
 
 def test_a_device_view_is_built_only_when_a_selector_looks_at_the_device() -> None:
-    state = cluster([resource_slice("s", gpus(3))])
-    assert devices_of(allocate(state, claim("c", exact("gpu")), NODE)) == ["gpu-0"]
+    # the selector reads an attribute with a value no other test uses, so its memo cannot answer for gpu-0
+    selector = 'device.attributes["gpu.dra-driver.dev"].model == "view-test-model"'
+    state = cluster([resource_slice("s", gpus(3, model="view-test-model"))])
+    assert devices_of(allocate(state, claim("c", exact("gpu", "gpu", None, selector)), NODE)) == ["gpu-0"]
     built = ["view" in vars(d) for d in state.slices[0].devices]
     assert built == [True, False, False]
     assert state.slices[0].devices[1].view.name == "gpu-1"
+
+
+def test_devices_with_equal_selected_fields_share_one_evaluation() -> None:
+    selector = 'device.attributes["gpu.dra-driver.dev"].model == "shared-eval-model"'
+    state = cluster([resource_slice("s", gpus(4, model="shared-eval-model") + gpus(1, "other", model="x"))])
+    for n in (1, 2, 4):
+        assert len(devices_of(allocate(state, claim("c", exact("gpu", "gpu", n, selector)), NODE))) == n
+    assert ["view" in vars(d) for d in state.slices[0].devices] == [True, False, False, False, False]
+    outcome = allocate(state, claim("c", exact("gpu", "gpu", 5, selector)), NODE)
+    assert not isinstance(outcome, Allocation)  # "other" (model x) is evaluated apart and does not match
+    assert ["view" in vars(d) for d in state.slices[0].devices] == [True, False, False, False, True]
 
 
 def test_malformed_attributes_are_refused_when_parsing_not_when_a_selector_first_reads_them() -> None:
