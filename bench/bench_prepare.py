@@ -1,21 +1,28 @@
-"""Prepare latency of the real kubelet plugin process, through gRPC on its unix socket.
+"""Prepare latency and start-up of the real kubelet plugin process, against a Go plugin in the same run.
 
-1. Whole-GPU prepare + unprepare of 1000 claims, one claim per call (p50/p99), against a baseline of
-   the same number of gRPC round trips to an empty in-process DRA server (transport cost alone).
-2. Eight MIG claims on eight distinct GPUs of a DGX A100: prepared in one concurrent batch vs one after
-   another (per-GPU locks let them run in parallel).
+1. Whole-GPU prepare + unprepare of ``--claims`` claims, one claim per gRPC call (p50/p99), alternating call
+   by call between our plugin and the Go baseline (bench/go/kubeletplugin: the upstream kubeletplugin helper
+   GETs the claim, one checkpoint write with one fsync, one CDI spec), both driven by the same gRPC client;
+   plus the same number of round trips to an empty in-process DRA server (transport cost alone).
+2. Start-up on a dgx-h100 in MIG mode: process start -> registration socket -> complete pool of slices
+   published (``--startups`` times, median), and the plugin's RSS then (bench/prep_startup.py).
+3. Eight MIG claims on eight distinct GPUs of a DGX A100: one concurrent batch vs one after another.
 
-Runs its own private control plane (claims are real ResourceClaims the plugin GETs). Prints numbers.
-    .venv/bin/python -m bench.bench_prepare [--claims 1000]
+Runs its own private control plane (claims are real ResourceClaims the plugins GET). Prints a table; with
+``--json`` one JSON object instead (keys in docs/benchmarks.md).
+    .venv/bin/python -m bench.bench_prepare [--claims 300] [--startups 3] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -24,6 +31,8 @@ import grpc
 
 from api.gen.dra.v1 import api_pb2_grpc
 from api.partitioning import Mig, Whole
+from bench.prep_peer import GoPlugin
+from bench.prep_startup import measure
 from dra_driver.k8s import Kube
 from dra_driver.kubeletplugin import protocol as proto
 from e2e.plugin_node import DRIVER, PluginNode
@@ -32,6 +41,7 @@ from sandbox.controlplane import ControlPlane
 from sandbox.nodes import register_node
 
 R = "/apis/resource.k8s.io/v1"
+Stub = Any  # api_pb2_grpc.DRAPluginStub (untyped generated code)
 
 
 def _allocated_claim(kube: Kube, node: str, device: str) -> proto.ClaimRef:
@@ -51,8 +61,12 @@ def _allocated_claim(kube: Kube, node: str, device: str) -> proto.ClaimRef:
     return proto.ClaimRef("default", claim["metadata"]["uid"], name)
 
 
-def _pct(samples: list[float], p: float) -> float:
+def _ms(samples: list[float], p: float) -> float:
     return sorted(samples)[min(len(samples) - 1, int(len(samples) * p))] * 1e3
+
+
+def _stub(socket: Path) -> Stub:
+    return api_pb2_grpc.DRAPluginStub(grpc.insecure_channel(f"unix://{socket}"))  # type: ignore[no-untyped-call]
 
 
 def _baseline(n: int, sock: Path) -> list[float]:
@@ -64,7 +78,7 @@ def _baseline(n: int, sock: Path) -> list[float]:
     api_pb2_grpc.add_DRAPluginServicer_to_server(Empty(), server)  # type: ignore[no-untyped-call]
     server.add_insecure_port(f"unix://{sock}")
     server.start()
-    stub = api_pb2_grpc.DRAPluginStub(grpc.insecure_channel(f"unix://{sock}"))  # type: ignore[no-untyped-call]
+    stub = _stub(sock)
     ref = proto.ClaimRef("default", "u", "n")
     samples = []
     for _ in range(n):
@@ -75,71 +89,155 @@ def _baseline(n: int, sock: Path) -> list[float]:
     return samples
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--claims", type=int, default=1000)
-    args = parser.parse_args()
+def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
+    t = time.perf_counter()
+    result = call()
+    return time.perf_counter() - t, result
+
+
+def _prepare_cycle(stub: Stub, ref: proto.ClaimRef, prep: list[float], unprep: list[float]) -> None:
+    took, pb = _timed(lambda: stub.NodePrepareResources(proto.prepare_request(proto.DRA_V1, [ref]), timeout=30))
+    answer = proto.prepare_results_from_pb(pb)[ref.uid]
+    assert answer.error == "" and answer.devices, answer
+    prep.append(took)
+    took, pb = _timed(lambda: stub.NodeUnprepareResources(proto.unprepare_request(proto.DRA_V1, [ref]), timeout=30))
+    assert proto.unprepare_errors_from_pb(pb)[ref.uid] == ""
+    unprep.append(took)
+
+
+def _whole_gpu(kube: Kube, cp: ControlPlane, work: Path, claims: int) -> dict[str, Any]:
+    """Ours and the Go plugin, call by call in turn, on the same kind of claims."""
+    api = kube.api_client
+    sim = [register_node(api, "whole-node"), register_node(api, "go-node")]
+    ours = PluginNode.create("whole-node", cp.kubeconfig, "dgx-a100", Whole(), root=work / "w")
+    ours.start(kube)
+    peer = GoPlugin.start(work / "go", cp.kubeconfig, DRIVER, "go-node")
+    try:
+        stubs = {"ours": _stub(ours.dra_socket()), "go": _stub(peer.dra_socket)}
+        refs = {
+            "ours": [_allocated_claim(kube, "whole-node", f"gpu-{i % 8}") for i in range(claims)],
+            "go": [_allocated_claim(kube, "go-node", f"gpu-{i % 8}") for i in range(claims)],
+        }
+        samples: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in stubs}
+        for i in range(claims):
+            for who in ("ours", "go") if i % 2 else ("go", "ours"):
+                _prepare_cycle(stubs[who], refs[who][i], *samples[who])
+        assert ours.process is not None
+        return {
+            "samples": samples,
+            "go_rss_mb": round(peer.rss_mb(), 1),
+            "go_startup_s": round(peer.started_s, 3),
+        }
+    finally:
+        peer.stop()
+        ours.stop()
+        for node in sim:
+            node.stop()
+
+
+def _mig_batches(kube: Kube, cp: ControlPlane, work: Path) -> dict[str, float]:
+    sim = register_node(kube.api_client, "mig-node")
+    node = PluginNode.create("mig-node", cp.kubeconfig, "dgx-a100", Mig(), root=work / "m")
+    node.start(kube)
+    stub = _stub(node.dra_socket())
+    out = {}
+    try:
+        for key, concurrent in (("mig8_sequential_ms", False), ("mig8_concurrent_ms", True)):
+            refs = [_allocated_claim(kube, "mig-node", f"gpu-{i}-mig-3g-20gb-4") for i in range(8)]
+            t = time.perf_counter()
+            res: dict[str, proto.PrepareResult] = {}
+            for batch in [refs] if concurrent else [[r] for r in refs]:
+                res.update(
+                    proto.prepare_results_from_pb(stub.NodePrepareResources(proto.prepare_request(proto.DRA_V1, batch)))
+                )
+            out[key] = round((time.perf_counter() - t) * 1e3, 1)
+            assert all(r.error == "" for r in res.values()), res
+            stub.NodeUnprepareResources(proto.unprepare_request(proto.DRA_V1, refs))
+    finally:
+        node.stop()
+        sim.stop()
+    return out
+
+
+def _startups(kube: Kube, cp: ControlPlane, work: Path, times: int) -> dict[str, Any]:
+    results = []
+    for i in range(times):
+        name = f"h100-{i}"
+        sim = register_node(kube.api_client, name)
+        node = PluginNode.create(name, cp.kubeconfig, "dgx-h100", Mig(), root=work / name)
+        try:
+            results.append(measure(node, kube))
+        finally:
+            node.stop()
+            sim.stop()
+    return {
+        "startup_registered_s": round(statistics.median(r.registered_s for r in results), 3),
+        "startup_published_s": round(statistics.median(r.published_s for r in results), 3),
+        "startup_devices": results[0].devices,
+        "rss_mb": round(statistics.median(r.rss_mb for r in results), 1),
+    }
+
+
+def run(claims: int, startups: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-prep-", dir="/tmp") as tmp:
         work = Path(tmp)
-        with ControlPlane(work / "cp", find_or_build(print)) as cp:
+        with ControlPlane(work / "cp", find_or_build(lambda _: None)) as cp:
             kube = Kube.from_kubeconfig(cp.kubeconfig)
             kube.create(f"{R}/deviceclasses", {"metadata": {"name": "bench"}, "spec": {}})
-            api = kube.api_client
-            base = _baseline(args.claims, work / "base.sock")
-            print(
-                f"baseline: empty gRPC prepare round trip  p50 {_pct(base, 0.5):6.2f} ms  p99 {_pct(base, 0.99):6.2f} ms"
-            )
+            base = _baseline(claims, work / "base.sock")
+            whole = _whole_gpu(kube, cp, work, claims)
+            (prep, unprep), (go_prep, go_unprep) = whole["samples"]["ours"], whole["samples"]["go"]
+            out: dict[str, Any] = {
+                "claims": claims,
+                "load_1min": round(os.getloadavg()[0], 2),
+                "grpc_baseline_p50_ms": round(_ms(base, 0.5), 2),
+                "prepare_p50_ms": round(_ms(prep, 0.5), 2),
+                "prepare_p99_ms": round(_ms(prep, 0.99), 2),
+                "unprepare_p50_ms": round(_ms(unprep, 0.5), 2),
+                "unprepare_p99_ms": round(_ms(unprep, 0.99), 2),
+                "go_prepare_p50_ms": round(_ms(go_prep, 0.5), 2),
+                "go_prepare_p99_ms": round(_ms(go_prep, 0.99), 2),
+                "go_unprepare_p50_ms": round(_ms(go_unprep, 0.5), 2),
+                "go_unprepare_p99_ms": round(_ms(go_unprep, 0.99), 2),
+                "go_rss_mb": whole["go_rss_mb"],
+                "go_startup_s": whole["go_startup_s"],
+            }
+            out["prepare_ratio"] = round(out["prepare_p50_ms"] / out["go_prepare_p50_ms"], 2)
+            out["unprepare_ratio"] = round(out["unprepare_p50_ms"] / out["go_unprepare_p50_ms"], 2)
+            out.update(_startups(kube, cp, work, startups))
+            out.update(_mig_batches(kube, cp, work))
+            out["load_1min_end"] = round(os.getloadavg()[0], 2)
+            return out
 
-            register_node(api, "whole-node")
-            whole = PluginNode.create("whole-node", cp.kubeconfig, "dgx-a100", Whole(), root=work / "w")
-            whole.start(kube)
-            stub = api_pb2_grpc.DRAPluginStub(grpc.insecure_channel(f"unix://{whole.dra_socket()}"))  # type: ignore[no-untyped-call]
-            refs = [_allocated_claim(kube, "whole-node", f"gpu-{i % 8}") for i in range(args.claims)]
-            prep, unprep = [], []
-            for ref in refs:
-                t = time.perf_counter()
-                res = proto.prepare_results_from_pb(
-                    stub.NodePrepareResources(proto.prepare_request(proto.DRA_V1, [ref]))
-                )
-                prep.append(time.perf_counter() - t)
-                assert res[ref.uid].error == "", res[ref.uid].error
-                t = time.perf_counter()
-                stub.NodeUnprepareResources(proto.unprepare_request(proto.DRA_V1, [ref]))
-                unprep.append(time.perf_counter() - t)
-            print(
-                f"whole-GPU prepare   ({args.claims} claims)  p50 {_pct(prep, 0.5):6.2f} ms  p99 {_pct(prep, 0.99):6.2f} ms"
-                f"  ({statistics.median(prep) / statistics.median(base):4.1f}x baseline)"
-            )
-            print(
-                f"whole-GPU unprepare ({args.claims} claims)  p50 {_pct(unprep, 0.5):6.2f} ms  "
-                f"p99 {_pct(unprep, 0.99):6.2f} ms"
-            )
-            whole.stop()
 
-            register_node(api, "mig-node")
-            node = PluginNode.create("mig-node", cp.kubeconfig, "dgx-a100", Mig(), root=work / "m")
-            node.start(kube)
-            stub = api_pb2_grpc.DRAPluginStub(grpc.insecure_channel(f"unix://{node.dra_socket()}"))  # type: ignore[no-untyped-call]
-            for label, concurrent in (("one after another", False), ("concurrently (one batch)", True)):
-                refs = [_allocated_claim(kube, "mig-node", f"gpu-{i}-mig-3g-20gb-4") for i in range(8)]
-                t = time.perf_counter()
-                if concurrent:
-                    res = proto.prepare_results_from_pb(
-                        stub.NodePrepareResources(proto.prepare_request(proto.DRA_V1, refs))
-                    )
-                else:
-                    res = {}
-                    for ref in refs:
-                        res.update(
-                            proto.prepare_results_from_pb(
-                                stub.NodePrepareResources(proto.prepare_request(proto.DRA_V1, [ref]))
-                            )
-                        )
-                took = time.perf_counter() - t
-                assert all(r.error == "" for r in res.values()), res
-                print(f"8 MIG 3g.20gb claims on 8 GPUs, {label:26}: {took * 1e3:7.1f} ms")
-                stub.NodeUnprepareResources(proto.unprepare_request(proto.DRA_V1, refs))
-            node.stop()
+def table(r: dict[str, Any]) -> str:
+    rows = [
+        f"whole-GPU, {r['claims']} claims, one per call (load {r['load_1min']} -> {r['load_1min_end']})",
+        f"{'':24}{'ours':>10}{'Go':>10}{'ratio':>8}",
+        f"{'prepare p50 ms':24}{r['prepare_p50_ms']:10.2f}{r['go_prepare_p50_ms']:10.2f}{r['prepare_ratio']:7.2f}x",
+        f"{'prepare p99 ms':24}{r['prepare_p99_ms']:10.2f}{r['go_prepare_p99_ms']:10.2f}",
+        f"{'unprepare p50 ms':24}{r['unprepare_p50_ms']:10.2f}{r['go_unprepare_p50_ms']:10.2f}{r['unprepare_ratio']:7.2f}x",
+        f"{'unprepare p99 ms':24}{r['unprepare_p99_ms']:10.2f}{r['go_unprepare_p99_ms']:10.2f}",
+        f"{'empty gRPC call p50 ms':24}{r['grpc_baseline_p50_ms']:10.2f}",
+        f"start-up, dgx-h100 MIG ({r['startup_devices']} devices), median:",
+        f"  -> registered {r['startup_registered_s']:.3f} s   -> slices published {r['startup_published_s']:.3f} s",
+        f"  RSS ours {r['rss_mb']:.1f} MB, Go plugin {r['go_rss_mb']:.1f} MB (Go start -> socket {r['go_startup_s']:.3f} s)",
+        f"8 MIG 3g.20gb claims on 8 GPUs: one after another {r['mig8_sequential_ms']:.1f} ms, "
+        f"one batch {r['mig8_concurrent_ms']:.1f} ms",
+    ]
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--claims", type=int, default=300)
+    parser.add_argument("--startups", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="one JSON object (keys in docs/benchmarks.md)")
+    args = parser.parse_args()
+    if args.claims < 1 or args.startups < 1:
+        parser.error("--claims and --startups must be at least 1")
+    result = run(args.claims, args.startups)
+    print(json.dumps(result) if args.json else table(result))
 
 
 if __name__ == "__main__":

@@ -20,15 +20,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import urllib3
-from kubernetes import client, config
-from kubernetes.client import rest
-from kubernetes.client.exceptions import ApiException
-
 from dra_driver.errors import ConfigError, RecoverableError
+
+if TYPE_CHECKING:  # the client costs ~0.3 s to import: loaded by the first Kube (HttpKube never loads it)
+    import urllib3
+    from kubernetes import client
 
 Obj = dict[str, Any]
 
@@ -155,6 +154,8 @@ _TIMEOUT_RE = re.compile(r"timeout=([0-9.]+)")  # urllib3 names the timeout that
 
 def _unavailable(method: str, path: str, exc: Exception, timeouts: Timeouts) -> ApiUnavailable:
     """The one translation of transport failures into ``ApiUnavailable``."""
+    import urllib3
+
     what = f"{method} {path}"
     reason = shorten(str(exc), 300)
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and isinstance(exc.reason, Exception):
@@ -170,11 +171,17 @@ def _unavailable(method: str, path: str, exc: Exception, timeouts: Timeouts) -> 
     return ApiUnavailable(f"API server connection failed: {what}: {reason}")
 
 
-_TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, ApiException)
+def _transport_errors() -> tuple[type[Exception], ...]:
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    return (urllib3.exceptions.HTTPError, ApiException)
 
 
 def _without_retries(api_client: client.ApiClient) -> None:
     """Rebuild the client's connection pool with urllib3 retries off (they would multiply the timeouts)."""
+    from kubernetes.client import rest
+
     if api_client.configuration.retries is False:
         return
     api_client.configuration.retries = False
@@ -200,6 +207,8 @@ class Kube:
 
     @classmethod
     def from_kubeconfig(cls, path: Path | str | None = None, timeouts: Timeouts | None = None) -> Kube:
+        from kubernetes import client, config
+
         if path is None:
             try:
                 config.load_incluster_config()
@@ -229,7 +238,7 @@ class Kube:
         timeout = (self.timeouts.connect, self.timeouts.read if read_timeout is None else read_timeout)
         try:  # call_api serialises a JSON body itself
             return self.api_client.call_api(method, url, header_params=hdrs, body=body, _request_timeout=timeout)
-        except _TRANSPORT_ERRORS as exc:
+        except _transport_errors() as exc:
             raise _unavailable(method, path, exc, self.timeouts) from exc
 
     def request(
@@ -250,7 +259,7 @@ class Kube:
         """The whole body; a transport failure while reading is ``ApiUnavailable`` like one while sending."""
         try:
             data: bytes = resp.read()
-        except _TRANSPORT_ERRORS as exc:
+        except _transport_errors() as exc:
             raise _unavailable(method, path, exc, self.timeouts) from exc
         return data
 
@@ -339,7 +348,7 @@ class WatchStream:
                 for line in lines:
                     if line.strip():
                         yield self._event(line)
-        except _TRANSPORT_ERRORS as exc:
+        except _transport_errors() as exc:
             if not self._closed:
                 raise _unavailable("WATCH", self._path, exc, self._timeouts) from exc
         finally:

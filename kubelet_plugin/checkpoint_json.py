@@ -1,12 +1,14 @@
 """The checkpoint document as JSON: every version ever written is read, the current one written. Pure.
 
-Version 2::
+Version 3::
 
-    {"version": 2, "bootID": "…", "claims": {"<uid>": {"namespace": …, "name": …,
+    {"version": 3, "generation": <int>, "bootID": "…", "claims": {"<uid>": {"namespace": …, "name": …,
         "state": "PrepareStarted" | "PrepareCompleted" | "UnprepareStarted",
         "devices": [<device>…], "cdiSpec": "<file>" | null}}}
 
-Version 1 (no ``bootID``, ``"prepared": bool``, whole GPUs only) is migrated on read. Reading is strict:
+``generation`` grows by one on every write (the checkpoint keeps a durable and a volatile copy; the newer
+one wins). Version 2 (no ``generation``: 0) and version 1 (no ``bootID``, ``"prepared": bool``, whole GPUs
+only) are migrated on read. Reading is strict:
 ``ConfigError`` names the field that is wrong. JSON conversion lives in this module only.
 """
 
@@ -33,7 +35,7 @@ from kubelet_plugin.records import (
     WholeGpu,
 )
 
-VERSION = 2
+VERSION = 3
 
 
 def _hardware_json(hw: Hardware) -> dict[str, Any]:
@@ -85,7 +87,7 @@ def document_json(doc: Document) -> dict[str, Any]:
         }
         for uid, c in sorted(doc.claims.items())
     }
-    return {"version": VERSION, "bootID": doc.boot_id, "claims": claims}
+    return {"version": VERSION, "generation": doc.generation, "bootID": doc.boot_id, "claims": claims}
 
 
 T = TypeVar("T")
@@ -209,5 +211,11 @@ def read_document(text: bytes | str) -> Document:
         raise ConfigError("version", f"{version} was written by a newer plugin (this one reads 1..{VERSION})")
     if version == 1:
         o = _migrate_v1(o)
-    strict.check_keys(o, ("version", "bootID", "claims"), "")
-    return Document(_opt(o.get("bootID"), strict.want_str, "bootID"), _read_claims(o.get("claims"), "claims"))
+    if version < 3:
+        strict.check_keys(o, ("version", "bootID", "claims"), "")
+        generation = 0
+    else:
+        strict.check_keys(o, ("version", "generation", "bootID", "claims"), "")
+        generation = strict.want_int(o.get("generation"), "generation", 0)
+    boot_id = _opt(o.get("bootID"), strict.want_str, "bootID")
+    return Document(boot_id, _read_claims(o.get("claims"), "claims"), generation)

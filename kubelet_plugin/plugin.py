@@ -14,6 +14,7 @@ closes NVML; slices stay, so a restarted plugin takes over seamlessly.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import http.server
 import logging
@@ -26,7 +27,8 @@ from api.partitioning import GpuMode, Mig, PartitioningConfig, load_config
 from dra_driver import errors
 from dra_driver.driver_root import DriverFiles, discover_driver_files
 from dra_driver.inventory import Inventory
-from dra_driver.k8s import Kube, resource_path
+from dra_driver.k8s import resource_path
+from dra_driver.kubehttp import HttpKube
 from dra_driver.kubeletplugin.server import PluginServer
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.events import EventWatcher, GpuEvent
@@ -42,9 +44,12 @@ from kubelet_plugin.driver import GpuDriver
 from kubelet_plugin.gpu_health import GpuHealth
 from kubelet_plugin.hardware import HardwareOps
 from kubelet_plugin.metrics import MetricsServer, PluginMetrics
+from kubelet_plugin.modes_hardware import NvmlModeHardware
+from kubelet_plugin.modes_watch import STATE_FILE, GpuModesWatch
 from kubelet_plugin.mps_supervisor import MpsSupervisor
 from kubelet_plugin.repair import repair
 from kubelet_plugin.settings import Settings, parse
+from kubelet_plugin.sharing import DriverTools
 
 log = logging.getLogger(__name__)
 HEALTHY, UNHEALTHY = 1, 2
@@ -98,7 +103,7 @@ class Plugin:
             len(self.driver_files.binaries),
             len(self.driver_files.firmware),
         )
-        self.kube = Kube.from_kubeconfig(settings.kubeconfig, settings.api_timeouts)
+        self.kube = HttpKube.from_kubeconfig(settings.kubeconfig, settings.api_timeouts)  # no kubernetes import
         self.caps = probe(self.kube)
         self.config = self._load_config(settings.partitioning_config)
         node = self.kube.get(resource_path("v1", "nodes", settings.node_name)) or {}
@@ -122,6 +127,22 @@ class Plugin:
             metrics=self.metrics,
         )
         self.metrics.watch_gpus(lambda: self._inventory)
+        self.gpu_modes = GpuModesWatch(  # NodeGpuModes: desired modes per GPU from the controller (modes_watch.py)
+            self.kube,
+            settings.node_name,
+            settings.driver_name,
+            self.caps.api_version,
+            settings.state_dir / STATE_FILE,
+            NvmlModeHardware(self.nvml, DriverTools.of(self.driver_files)),
+            self.driver.locks,
+            lambda: self._inventory,
+            lambda g: self.config.mode_for(self.labels, g.index, g.uuid, g.product_name),
+            self._prepared_by_gpu,
+            lambda: dict(self._device_gpu),
+            self._republish_now,
+            self.caps.partitionable_devices,
+            retry_s=settings.rescan_seconds,
+        )
         self.slices = SliceReconciler(
             SlicePublisher.for_node(
                 self.kube, self.caps, settings.driver_name, settings.node_name, self.metrics.slice_written
@@ -141,7 +162,32 @@ class Plugin:
         return load_config(path.read_text())
 
     def modes(self, inv: Inventory) -> dict[int, GpuMode]:
-        return {g.index: self.config.mode_for(self.labels, g.index, g.uuid, g.product_name) for g in inv.gpus}
+        """Each GPU's mode: the one applied from its NodeGpuModes entry, else the PartitioningConfig's."""
+        return {
+            g.index: applied.mode
+            if (applied := self.gpu_modes.applied_mode(g.uuid))
+            else self.config.mode_for(self.labels, g.index, g.uuid, g.product_name)
+            for g in inv.gpus
+        }
+
+    def _prepared_by_gpu(self) -> dict[str, list[str]]:
+        """GPU UUID -> "namespace/name" of the claims the checkpoint holds on it (prepared or in progress)."""
+        out: dict[str, list[str]] = {}
+        for record in self.driver.checkpoint.claims().values():
+            for device in record.devices:
+                out.setdefault(device.hardware.gpu_uuid, []).append(f"{record.claim.namespace}/{record.claim.name}")
+        return out
+
+    def _republish_now(self, timeout: float = 10.0) -> None:
+        """After a mode change: read the inventory again, publish, and wait (at most ``timeout``) until done."""
+        inv = discover(self.nvml, self.settings.sysfs_root)
+        with self._health_changed:
+            self._inventory = inv
+        self.publish()
+        for _ in range(int(timeout / 0.1)):
+            if self.slices.settled() or self.stopping.wait(0.1):
+                return
+        log.warning("slices not published within %.0fs after a GPU mode change", timeout)
 
     # DraHandler
     def prepare(self, claims: Any) -> Any:
@@ -181,12 +227,16 @@ class Plugin:
         self.server.start()
         self.slices.start()
         self.publish()
+        self.gpu_modes.start()
         self._rescan = threading.Thread(target=self._rescan_loop, name="rescan", daemon=True)
         self._rescan.start()
 
     def publish(self) -> None:
-        """Build the pool from the current inventory and hand it to the reconciler (returns at once)."""
+        """Build the pool from the current inventory and hand it to the reconciler (returns at once). GPUs about
+        to change mode (NodeGpuModes) are left out meanwhile."""
         inv = self._inventory
+        if draining := self.gpu_modes.draining():
+            inv = dataclasses.replace(inv, gpus=tuple(g for g in inv.gpus if g.uuid not in draining))
         taints = {g.index: self.gpu_health.taints(g.uuid) for g in inv.gpus}
         pool = build_pool(inv, self.modes(inv), self.caps, self.settings.driver_name, self.settings.node_name, taints)
         for note in pool.notes:
@@ -231,6 +281,7 @@ class Plugin:
     def stop(self) -> None:
         self.stopping.set()
         self.server.stop()
+        self.gpu_modes.stop()
         if self._rescan is not None:
             self._rescan.join(timeout=30)
         self.slices.stop()

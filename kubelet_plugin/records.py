@@ -97,3 +97,4 @@ class ClaimRecord:
 class Document:
     boot_id: str | None  # None: unknown (migrated from version 1)
     claims: Mapping[str, ClaimRecord]
+    generation: int = 0  # +1 on every write: which of the durable and the volatile copy is newer

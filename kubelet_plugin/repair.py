@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from dra_driver import errors
@@ -136,18 +137,26 @@ def _remove_orphan_specs(driver: GpuDriver) -> int:
             path.unlink(missing_ok=True)
             removed += 1
     driver.specs.remove_stale_temp_files()
+    driver.checkpoint.remove_stale_temp_files()
     return removed
 
 
 def _restore_unused_settings(driver: GpuDriver) -> int:
-    """Time-slice intervals and compute modes that no recorded claim holds go back to the default."""
+    """Time-slice intervals and compute modes that no recorded claim holds go back to the default.
+
+    The intervals are read for all GPUs at once (one ``nvidia-smi`` per GPU, run side by side: start-up waits
+    for them); a GPU whose read failed is handled, and reported, in the loop below."""
     devices = [d for r in driver.checkpoint.claims().values() for d in r.devices]
     sliced = {d.hardware.gpu_uuid for d in devices if isinstance(d.hardware, TimeSliceReplica)}
     mps = {d.hardware.gpu_index for d in devices if d.mps is not None and not isinstance(d.hardware, MigPartition)}
+    gpus = driver.inventory().gpus
+    to_read = [g.uuid for g in gpus if g.uuid not in sliced]
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(to_read))), thread_name_prefix="repair") as pool:
+        read = {uuid: pool.submit(driver.hardware.interval, uuid) for uuid in to_read}  # done when the block ends
     reset = 0
-    for gpu in driver.inventory().gpus:
+    for gpu in gpus:
         try:
-            interval = UNKNOWN if gpu.uuid in sliced else driver.hardware.interval(gpu.uuid)
+            interval = UNKNOWN if gpu.uuid in sliced else read[gpu.uuid].result()
             if interval not in ("Default", UNKNOWN):
                 log.warning("resetting the %s time-slice interval of GPU %d: no claim uses it", interval, gpu.index)
                 driver.hardware.set_interval(gpu.uuid, "Default")

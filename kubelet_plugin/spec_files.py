@@ -36,12 +36,14 @@ class SpecFiles:
         ids = spec.device_ids()
         completed = tuple(replace(d, cdi_device_ids=(ids[i],)) for i, d in enumerate(devices))
         filename = self.file_name(claim_uid)
-        cdi.write_spec(self.directory, spec, filename)
+        # not durable: after a reboot start-up repair writes the specs of prepared claims again and removes the
+        # others (docs/kubelet-plugin.md, "Durable writes"); a killed process leaves the old file or the new one
+        cdi.write_spec(self.directory, spec, filename, durable=False)
         return completed, filename
 
     def remove(self, claim_uid: str) -> bool:
-        """False when there was no spec (idempotent)."""
-        return cdi.remove_spec(self.directory, self.file_name(claim_uid))
+        """False when there was no spec (idempotent). Not durable, like ``write``."""
+        return cdi.remove_spec(self.directory, self.file_name(claim_uid), durable=False)
 
     def listed(self) -> dict[str, Path]:
         """Every spec of ours in the directory: claim UID -> path."""

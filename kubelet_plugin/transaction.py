@@ -1,7 +1,10 @@
 """One claim transaction: prepare a claim's devices all or nothing, and undo a claim, crash-safe.
 
-``prepare``: ``checkpoint.start`` -> per device ``hardware.apply`` + ``checkpoint.progress`` -> CDI spec +
-``checkpoint.complete``. On any failure it rolls back exactly the devices applied (reverse order), removes
+``prepare``: ``checkpoint.start`` -> per device ``hardware.apply`` + ``checkpoint.progress`` (where the
+device's record changed: a MIG partition's IDs) -> CDI spec + ``checkpoint.complete``. Only ``complete`` and
+``remove`` are durable writes; the records of work in flight are volatile (``checkpoint``), and so is the CDI
+spec, which start-up repair rewrites after a reboot: one fsync per prepare and per unprepare
+(docs/kubelet-plugin.md, "Durable writes"). On any failure it rolls back exactly the devices applied (reverse order), removes
 the CDI spec and the checkpoint record (through ``undo``: a roll-back the hardware refuses stays recorded),
 and re-raises the failure.
 
@@ -75,8 +78,10 @@ class ClaimTransaction:
         done: list[DeviceRecord] = []
         try:
             for device in planned:
-                done.append(self.hardware.apply(device))
-                self.checkpoint.progress(claim.uid, (*done, *planned[len(done) :]))
+                applied = self.hardware.apply(device)
+                done.append(applied)
+                if applied != device:  # something was created: record it (an unchanged record says nothing new)
+                    self.checkpoint.progress(claim.uid, (*done, *planned[len(done) :]))
             completed, filename = self.specs.write(claim.uid, tuple(done), gpu_minors)
             self.checkpoint.complete(claim.uid, completed, filename)
         except BaseException as exc:

@@ -2,7 +2,9 @@
 
 Reads are lock-free (the file is only ever replaced whole by ``rename``) and cached on the file's
 identity; writes take an exclusive ``flock`` on ``<state>.lock``, re-read, change, write a temporary
-file, fsync and rename. A process killed at any point leaves either the old or the new state.
+file (compact JSON) and rename. A process killed at any point leaves either the old or the new state.
+No fsync: a simulated GPU's MIG partitions should not outlive a reboot any more than a real one's, and a
+killed process loses nothing the page cache holds (half of a simulated MIG prepare was these fsyncs).
 
 ``DRA_SIM_NVML_WRITE_DELAY`` (seconds) pauses half-way through writing the temporary file: the
 crash test uses it to kill a process in the middle of a MIG operation.
@@ -62,7 +64,7 @@ class StateStore:
     def _write(self, state: State) -> None:
         for stale in self.path.parent.glob(self.path.name + ".tmp.*"):
             stale.unlink(missing_ok=True)  # left by a process killed mid-write; we hold the lock
-        data = json.dumps(state, indent=1, sort_keys=True).encode()
+        data = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
         tmp = self.path.with_name(f"{self.path.name}.tmp.{os.getpid()}")
         delay = float(os.environ.get(WRITE_DELAY_ENV, "0") or 0)
         with open(tmp, "wb") as f:
@@ -72,12 +74,5 @@ class StateStore:
                 f.flush()
                 time.sleep(delay)
             f.write(data[half:])
-            f.flush()
-            os.fsync(f.fileno())
         os.rename(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
         self._cached = None

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dra_driver.cdi import atomic
 from dra_driver.kubeletplugin.protocol import ClaimRef, PreparedDevice
+from kubelet_plugin import checkpoint_slots
 from kubelet_plugin.checkpoint import (
     Checkpoint,
     CorruptCheckpoint,
@@ -21,8 +21,11 @@ from kubelet_plugin.checkpoint import (
     SharedGpu,
     TimeSliceReplica,
     WholeGpu,
+    durable_slots,
     read_boot_id,
+    volatile_slots,
 )
+from kubelet_plugin.checkpoint_slots import Slots, unframe
 
 BOOT = "2f0e9b6c-1111-4c1e-9f00-000000000001"
 NEXT_BOOT = "2f0e9b6c-2222-4c1e-9f00-000000000002"
@@ -45,6 +48,13 @@ SHARED = DeviceRecord(("shared",), "node-a", "gpu-3", SharedGpu(GPU_UUID, 3), ("
 
 def load(path: Path, boot: str = BOOT) -> Checkpoint:
     return Checkpoint.load(path, boot_id=boot)
+
+
+def newest(slots: Slots) -> dict[str, Any]:
+    """The newest whole document of a pair of slots, as JSON."""
+    files = [p.read_bytes() for p in slots.paths if p.exists()]
+    docs = [json.loads(unframe(raw)) for raw in files if raw]
+    return max(docs, key=lambda d: d["generation"])
 
 
 def test_missing_file_is_an_empty_checkpoint_of_this_boot(tmp_path: Path) -> None:
@@ -81,14 +91,15 @@ def test_completed_claim_reads_back_with_every_device_kind(tmp_path: Path) -> No
     assert record.cdi_spec == "k8s.gpu.dra-driver.dev-gpu_uid-1.json"
 
 
-def test_document_is_version_2_with_boot_id_and_named_states(tmp_path: Path) -> None:
+def test_document_is_version_3_with_generation_boot_id_and_named_states(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.json"
     cp = load(path)
     cp.start(CLAIM)
     cp.complete("uid-1", (SHARED,), "spec.json")
-    doc = json.loads(path.read_text())
+    doc = newest(durable_slots(path))
     assert doc == {
-        "version": 2,
+        "version": 3,
+        "generation": 2,
         "bootID": BOOT,
         "claims": {
             "uid-1": {
@@ -109,7 +120,7 @@ def test_document_is_version_2_with_boot_id_and_named_states(tmp_path: Path) -> 
             }
         },
     }
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {0o600}
 
 
 def test_complete_needs_a_started_claim(tmp_path: Path) -> None:
@@ -131,7 +142,9 @@ def test_a_claim_being_undone_reads_back_with_what_is_left_to_undo(tmp_path: Pat
     cp.unprepare_progress("uid-1", (WHOLE,))
     record = load(path).claims()["uid-1"]
     assert (record.state, record.devices, record.cdi_spec) == ("UnprepareStarted", (WHOLE,), None)
-    assert json.loads(path.read_text())["claims"]["uid-1"]["state"] == "UnprepareStarted"
+    # work in flight is in the volatile copy, the durable one still says what the kubelet was told
+    assert newest(volatile_slots(path))["claims"]["uid-1"]["state"] == "UnprepareStarted"
+    assert newest(durable_slots(path))["claims"]["uid-1"]["state"] == "PrepareCompleted"
 
 
 def test_undo_progress_needs_a_claim_being_undone(tmp_path: Path) -> None:
@@ -158,7 +171,7 @@ def test_remove_is_idempotent_and_durable(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.json"
     cp = load(path)
     cp.remove("never-seen")
-    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
     cp.start(CLAIM)
     cp.remove("uid-1")
     cp.remove("uid-1")
@@ -169,18 +182,24 @@ def test_failed_write_changes_neither_file_nor_memory(tmp_path: Path, monkeypatc
     path = tmp_path / "checkpoint.json"
     cp = load(path)
     cp.start(CLAIM)
-    before = path.read_bytes()
+    cp.complete("uid-1", (WHOLE,), "spec.json")
+    cp.start_unprepare("uid-1", (WHOLE,))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
     def full_disk(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(atomic.os, "replace", full_disk)
+    monkeypatch.setattr(checkpoint_slots.os, "pwrite", full_disk)
     with pytest.raises(OSError):
-        cp.complete("uid-1", (WHOLE,), "spec.json")
+        cp.remove("uid-1")  # durable
+    with pytest.raises(OSError):
+        cp.unprepare_progress("uid-1", ())  # volatile
     monkeypatch.undo()
-    assert path.read_bytes() == before
-    assert cp.claims()["uid-1"].state == "PrepareStarted"
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint.json"]
+    # a failed write may leave the slot it went to created, but empty: the others are untouched
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert {k: v for k, v in after.items() if v} == before
+    assert cp.claims()["uid-1"].state == "UnprepareStarted"
+    assert load(path).claims() == cp.claims()
 
 
 def test_new_boot_is_noticed_until_repair_acknowledges_it(tmp_path: Path) -> None:
@@ -254,13 +273,13 @@ def test_version_1_is_migrated_on_read(tmp_path: Path) -> None:
     assert cp.boot_id is None and cp.boot_changed  # version 1 did not know its boot: repair must check
 
 
-def test_migrated_checkpoint_is_saved_as_version_2(tmp_path: Path) -> None:
+def test_migrated_checkpoint_is_saved_as_version_3(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.json"
     path.write_text(json.dumps(V1))
     cp = load(path)
     cp.save()
-    doc = json.loads(path.read_text())
-    assert doc["version"] == 2 and doc["bootID"] is None
+    doc = newest(durable_slots(path))
+    assert doc["version"] == 3 and doc["bootID"] is None and doc["generation"] == 1
     assert doc["claims"]["uid-1"]["state"] == "PrepareCompleted"
     assert load(path).claims() == cp.claims()
 
@@ -272,7 +291,8 @@ def test_migrated_checkpoint_is_saved_as_version_2(tmp_path: Path) -> None:
         (b'{"version": 2, "bootID": "x", "claims": {"uid-1": {"namesp', "not valid JSON"),
         (b"[]", "must be an object"),
         (b'{"bootID": "x", "claims": {}}', "version: must be an integer"),
-        (b'{"version": 3, "claims": {}}', "written by a newer plugin"),
+        (b'{"version": 4, "claims": {}}', "written by a newer plugin"),
+        (b'{"version": 3, "generation": -1, "bootID": "x", "claims": {}}', "generation: must be an integer (>= 0)"),
         (b'{"version": 2, "bootID": "x", "claims": {}, "extra": 1}', "extra: unknown field"),
         (b'{"version": 2, "bootID": "x", "bootID": "y", "claims": {}}', "bootID: duplicate key"),
         (b'{"version": 2, "bootID": 5, "claims": {}}', "bootID: must be a string"),
@@ -315,3 +335,44 @@ def test_default_boot_id_is_this_machines(tmp_path: Path) -> None:
         Checkpoint.load(tmp_path / "c.json").current_boot_id
         == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     )
+
+
+def test_version_2_is_read_as_generation_0(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    path.write_text(json.dumps({"version": 2, "bootID": BOOT, "claims": {}}))
+    cp = load(path)
+    assert cp.claims() == {} and not cp.boot_changed
+    cp.start(CLAIM)  # volatile, generation 1: newer than the version-2 file
+    assert load(path).claims()["uid-1"].state == "PrepareStarted"
+
+
+def test_an_older_plugins_file_is_read_then_superseded_by_the_slots(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    path.write_text(json.dumps(V1))
+    cp = load(path)
+    cp.remove("uid-2")  # the first durable write: slots from now on
+    assert not path.exists()
+    assert sorted(load(path).claims()) == ["uid-1"]
+
+
+def test_both_durable_slots_unreadable_is_corrupt_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    cp = load(path)
+    cp.start(CLAIM)
+    cp.complete("uid-1", (WHOLE,), None)
+    cp.remove("uid-1")
+    for slot in durable_slots(path).paths:
+        slot.write_bytes(b"garbage")
+    with pytest.raises(CorruptCheckpoint, match=r"neither holds a whole document.*mv .*durable-0"):
+        load(path)
+
+
+def test_one_durable_slot_cut_short_leaves_the_other(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    cp = load(path)
+    cp.start(CLAIM)
+    cp.complete("uid-1", (WHOLE,), None)  # generation 2: durable slot 0
+    cp.save()  # 3: durable slot 1
+    torn = durable_slots(path).paths[1]
+    torn.write_bytes(torn.read_bytes()[:40])
+    assert load(path).claims()["uid-1"].state == "PrepareCompleted"

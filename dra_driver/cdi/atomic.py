@@ -1,7 +1,10 @@
 """Crash-safe file replacement: readers see the old file or the new one, never a part of either.
 
 ``write_atomically`` writes a temporary file in the target's directory, fsyncs it, renames it over the
-target and fsyncs the directory, so the rename itself survives a power loss. Temporary files are named
+target and fsyncs the directory, so the rename itself survives a power loss. With ``durable=False`` it skips
+both fsyncs: other processes still see the old file or the new one, and a killed writer leaves either, but a
+power loss or kernel crash may lose the change or leave the target unreadable; only for files whose loss
+the reader can recognise and survive (see docs/kubelet-plugin.md, "Durable writes"). Temporary files are named
 ``.<target name>.<random>.tmp``: hidden, and with an extension no CDI runtime loads. A crash (kill -9)
 can leave one behind; ``stale_temp_files`` finds them for start-up repair. Errors are ``OSError``.
 """
@@ -24,30 +27,33 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` atomically and durably; on any failure the old content stays."""
+def write_atomically(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (and, ``durable``, durably); on any failure the old content stays."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_directory(path.parent)
+    if durable:
+        fsync_directory(path.parent)
 
 
-def remove_durably(path: Path) -> bool:
-    """Remove ``path`` and fsync its directory; False when it was already gone (idempotent)."""
+def remove_durably(path: Path, durable: bool = True) -> bool:
+    """Remove ``path`` and (``durable``) fsync its directory; False when it was already gone (idempotent)."""
     try:
         path.unlink()
     except FileNotFoundError:
         return False
-    fsync_directory(path.parent)
+    if durable:
+        fsync_directory(path.parent)
     return True
 
 

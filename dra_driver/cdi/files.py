@@ -22,17 +22,20 @@ def _checked_name(filename: str) -> str:
     return filename
 
 
-def write_spec(directory: Path, spec: Spec, filename: str) -> Path:
-    """Write ``spec`` as ``directory/filename`` atomically (creating the directory); returns the path."""
+def write_spec(directory: Path, spec: Spec, filename: str, durable: bool = True) -> Path:
+    """Write ``spec`` as ``directory/filename`` atomically (creating the directory); returns the path.
+
+    ``durable=False`` skips the fsyncs (``atomic.write_atomically``): for a writer that rewrites its specs
+    after a reboot anyway (the kubelet plugin's start-up repair)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / _checked_name(filename)
-    write_atomically(path, spec.to_json().encode())
+    write_atomically(path, spec.to_json().encode(), durable=durable)
     return path
 
 
-def remove_spec(directory: Path, filename: str) -> bool:
+def remove_spec(directory: Path, filename: str, durable: bool = True) -> bool:
     """Remove a spec file; False when it was not there (unprepare is idempotent)."""
-    return remove_durably(directory / _checked_name(filename))
+    return remove_durably(directory / _checked_name(filename), durable)
 
 
 def list_specs(directory: Path, kind: str) -> dict[str, Path]:

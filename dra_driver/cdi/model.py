@@ -107,7 +107,8 @@ class Spec:
         return doc
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        # compact: indent= drops Python's json to its pure-Python encoder, 10x slower on a prepare's path
+        return json.dumps(self.to_dict(), separators=(",", ":")) + "\n"
 
 
 def _device_dict(device: Device) -> dict[str, Any]:

@@ -9,7 +9,6 @@ plugin's gRPC sockets (the node has no kubelet), so it can time the call.
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import time
@@ -34,6 +33,7 @@ from e2e import claims
 from e2e.fixtures import Sandbox
 from e2e.plugin_node import DRIVER, PluginNode
 from e2e.wait import until
+from kubelet_plugin.checkpoint import Checkpoint
 from sandbox.nodes import register_node
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed")]
@@ -131,10 +131,7 @@ def _registration_and_health_answer(node: PluginNode) -> None:
 
 
 def _checkpointed(node: PluginNode) -> dict[str, Any]:
-    if not node.checkpoint.exists():
-        return {}
-    claims: dict[str, Any] = json.loads(node.checkpoint.read_text())["claims"]
-    return claims
+    return dict(Checkpoint.load(node.checkpoint).claims())  # the checkpoint's own reader: slot files
 
 
 def _specs_of(node: PluginNode, uid: str) -> list[str]:

@@ -19,6 +19,7 @@ from e2e.fixtures import Sandbox
 from e2e.plugin_node import DRIVER, PluginNode
 from e2e.plugin_pods import claim_with_status, delete_all, running, spec_of, status_uuids
 from e2e.wait import until
+from kubelet_plugin.checkpoint import Checkpoint
 from nvml_sim.driver_install import calls_log
 from sandbox.demo import EXAMPLES, apply
 from tests.cdi.schema_check import schema_errors
@@ -285,7 +286,7 @@ def test_malformed_opaque_config_fails_prepare_naming_the_field_and_leaves_nothi
     assert "unknown field" in event["message"]
     assert node.machine.mig_partitions() == []
     assert list(node.cdi_dir.glob("*.json")) == []
-    assert not node.checkpoint.exists() or json.loads(node.checkpoint.read_text())["claims"] == {}
+    assert Checkpoint.load(node.checkpoint).claims() == {}
     pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{p}")
     assert pod is not None and pod["status"]["phase"] == "Pending"
 

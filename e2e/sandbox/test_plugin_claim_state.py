@@ -23,6 +23,7 @@ from e2e.fixtures import Sandbox
 from e2e.plugin_node import DRIVER, PluginNode
 from e2e.plugin_pods import claim_with_status, delete_all, running, spec_of
 from e2e.wait import until
+from kubelet_plugin.checkpoint import Checkpoint
 from sandbox.nodes import register_node
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed")]
@@ -186,7 +187,7 @@ def test_gpu_lost_during_unprepare_keeps_the_claim_and_the_rescan_finishes_it_wh
             assert error.startswith("GPU 0 did not answer while destroying MIG partition 1g.5gb at slice ")
             assert f"of claim {namespace}/c" in error and "will retry" in error
             assert len(node.machine.mig_partitions()) == 1  # still there, and still owned:
-            assert json.loads(node.checkpoint.read_text())["claims"][ref.uid]["state"] == "UnprepareStarted"
+            assert Checkpoint.load(node.checkpoint).claims()[ref.uid].state == "UnprepareStarted"
 
             node.machine.set_fault(0, None)  # the GPU answers again
             until(
@@ -194,7 +195,7 @@ def test_gpu_lost_during_unprepare_keeps_the_claim_and_the_rescan_finishes_it_wh
                 "the re-scan to finish the unprepare",
                 timeout=30,
             )
-            assert json.loads(node.checkpoint.read_text())["claims"] == {}
+            assert Checkpoint.load(node.checkpoint).claims() == {}
             assert node.alive() and node.starts == 1, "finished without a plugin restart"
             assert "finished the pending unprepare" in node.log_text()
             assert proto.unprepare_errors_from_pb(stub.NodeUnprepareResources(unprepare, timeout=30)) == {ref.uid: ""}

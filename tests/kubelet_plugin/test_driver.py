@@ -59,7 +59,7 @@ def test_failure_at_any_device_rolls_back_exactly_what_was_applied_in_reverse(no
 
 
 def test_failure_to_write_the_spec_rolls_back_every_device(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
-    def disk_full(*_: object) -> None:
+    def disk_full(*_: object, **__: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(cdi, "write_spec", disk_full)

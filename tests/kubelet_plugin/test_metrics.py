@@ -88,7 +88,7 @@ def test_failed_prepares_are_counted_by_reason(node: Node, monkeypatch: pytest.M
     driver.prepare([node.api.add(claim("short", ["gpu-1-ts-1"], config=time_slicing("Short")))])
     assert _errors(driver)["conflict"] == 2
 
-    def disk_full(*_: object) -> None:
+    def disk_full(*_: object, **__: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     def api_down(path: str) -> dict[str, Any] | None:
