@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cli.explain_modes import ModesReport, table_lines, to_json
+
 
 @dataclass(frozen=True)
 class RequestFacts:
@@ -38,6 +40,7 @@ class Report:
     notes: tuple[str, ...]
     nodes: tuple[NodeReport, ...]
     skipped: int  # nodes that were not candidates
+    modes: ModesReport | None = None  # mode changes running, and the mode controller's plan (cli.explain_modes)
 
     @property
     def summary(self) -> str:
@@ -55,7 +58,7 @@ def render_table(report: Report) -> str:
     out = [f"{report.subject}: {report.summary}"]
     out += [f"  {note}" for note in report.notes]
     if not report.nodes:
-        return "\n".join(out) + "\n"
+        return "\n".join(out + _modes_lines(report)) + "\n"
     rows: list[tuple[str, str, list[str]]] = []
     for n in report.nodes:
         detail = list(n.devices) if n.verdict == "allocatable" else [*n.reasons, *(f"fits: {f}" for f in n.fits)]
@@ -70,10 +73,15 @@ def render_table(report: Report) -> str:
             out.append(f"{first[0]:<{width_node}}  {first[1]:<{width_verdict}}  {line}".rstrip())
     if report.skipped:
         out.append(f"({report.skipped} other node(s) are not candidates)")
-    return "\n".join(out) + "\n"
+    return "\n".join(out + _modes_lines(report)) + "\n"
+
+
+def _modes_lines(report: Report) -> list[str]:
+    return table_lines(report.modes) if report.modes is not None else []
 
 
 def render_json(report: Report) -> str:
     data = dataclasses.asdict(report)
     data["summary"] = report.summary
+    data["modes"] = to_json(report.modes) if report.modes is not None else None
     return json.dumps(data, indent=2) + "\n"

@@ -4,8 +4,10 @@ The rules are client-go's: a replica takes the Lease when it is free (no holder)
 changed for ``leaseDurationSeconds`` *as this replica observed it* (its own monotonic clock, never the other
 replica's timestamps, so clock skew cannot hand the Lease over early); the holder renews it every
 ``renew_s``; every write carries the ``resourceVersion`` read, so of two replicas racing only one wins. A
-holder that cannot renew within ``lease_s`` stops acting before another replica may take over. ``release``
-(on SIGTERM) empties the holder, so a successor need not wait out the lease.
+holder that cannot renew within ``lease_s`` stops acting before another replica may take over: the lease is
+counted from when its last successful renewal was *sent*, and a guard thread (``run``) clears ``leading`` when
+it runs out even while a renewal hangs on an API server that does not answer. ``release`` (on SIGTERM) empties
+the holder, so a successor need not wait out the lease.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class LeaderElector:
 
     def step(self) -> bool:
         """One try to acquire or renew; whether this replica leads now."""
+        sent = self.clock()
         try:
             leads = self._step()
         except ApiError as exc:
@@ -68,7 +71,8 @@ class LeaderElector:
             leads = False
         now = self.clock()
         if leads:
-            self._renewed_at = now
+            self._renewed_at = sent
+            leads = now - sent < self.lease_s  # an answer later than the lease itself: others may lead already
         elif self._renewed_at is not None and now - self._renewed_at < self.lease_s:
             leads = self.leading.is_set()  # a failed renewal: keep acting until the lease could have lapsed
         if leads != self.leading.is_set():
@@ -113,10 +117,26 @@ class LeaderElector:
             raise
         return True
 
+    def lapse(self) -> bool:
+        """Stop leading when the lease has run out since the last renewal sent; whether it did."""
+        renewed = self._renewed_at
+        if not self.leading.is_set() or renewed is None or self.clock() - renewed < self.lease_s:
+            return False
+        self.leading.clear()
+        log.info("leader election: lease %s/%s ran out unrenewed: not acting", self.namespace, self.name)
+        return True
+
     def run(self, stop: threading.Event) -> None:
+        guard = threading.Thread(target=self._guard, args=(stop,), name="leader-guard", daemon=True)
+        guard.start()
         while not stop.is_set():
             self.step()
             stop.wait(self.renew_s if self.leading.is_set() else self.renew_s / 2)
+        guard.join(1)
+
+    def _guard(self, stop: threading.Event) -> None:
+        while not stop.wait(min(0.2, self.lease_s / 10)):
+            self.lapse()
 
     def release(self) -> None:
         """Give the lease up (graceful shutdown), so another replica takes over at once."""

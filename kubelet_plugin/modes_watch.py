@@ -12,8 +12,11 @@ thread, which reconciles every GPU the spec names or that still has a mode appli
    claim allocated meanwhile puts the devices back: Pending); then instances destroyed, MIG mode set, the GPU reset when the mode is pending on a reset (once per desired mode:
    a failed reset is reported as ResetRequired and not retried until the spec changes or the plugin restarts),
    the static layout created (all or nothing);
-4. the applied modes are saved (``<state-dir>/gpumodes.json``, written atomically) so a restarted plugin keeps
+4. the applied modes are saved (``<state-dir>/gpumodes.json``, ``modes_state``) so a restarted plugin keeps
    publishing them, the inventory is read again and the slices republished (waiting, boundedly, until they are);
+   a GPU whose change is under way is named in ``gpumodes-changing.json`` meanwhile: when a killed plugin left it
+   there, the next one keeps the GPU unpublished until a change on it completes or it is found in the desired
+   mode (Pending and Refused say so in their reason);
 5. then ``status`` is written (merge patch on the status subresource), only when it changed.
 
 GPUs that are Pending are looked at again every ``retry_s`` seconds (claims end without an event here).
@@ -23,9 +26,7 @@ after the second check; such a claim is refused at prepare time, since its devic
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -43,8 +44,6 @@ from api.gpumodes import (
     NodeGpuModesStatus,
     State,
     parse_object,
-    parse_spec,
-    render_spec,
     render_status,
 )
 from api.partitioning import GpuMode
@@ -56,28 +55,17 @@ from kubelet_plugin.hardware import HARDWARE_ERRORS
 from kubelet_plugin.locks import GpuLocks
 from kubelet_plugin.modes import Change, Keep, Refuse, Wait, busy_reason, decide, gpu_status, node_status
 from kubelet_plugin.modes_hardware import ModeHardware
+from kubelet_plugin.modes_state import CHANGING_FILE, load_changing, save_applied, save_changing
+from kubelet_plugin.modes_state import STATE_FILE as STATE_FILE
+from kubelet_plugin.modes_state import load_applied as load_applied
 
 log = logging.getLogger(__name__)
-STATE_FILE = "gpumodes.json"
+INTERRUPTED = "its devices stay unpublished: a change of its mode was interrupted (plugin restart)"
 Outcome = tuple[State, str | None]
 
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def load_applied(path: Path) -> dict[str, GpuModeSpec]:
-    """The modes applied from NodeGpuModes specs, by GPU UUID (none when the file does not exist)."""
-    if not path.exists():
-        return {}
-    spec = parse_spec(json.loads(path.read_text()))
-    return {g.uuid: g for g in spec.gpus}
-
-
-def save_applied(path: Path, applied: Mapping[str, GpuModeSpec]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(render_spec(NodeGpuModesSpec(tuple(applied.values())))))
-    os.replace(tmp, path)
 
 
 class GpuModesWatch:
@@ -116,7 +104,11 @@ class GpuModesWatch:
         self._object: NodeGpuModes | None = None
         self._invalid: str | None = None  # why the object could not be read
         self._reset_failed: dict[tuple[str, bool], str] = {}
-        self._draining: set[str] = set()
+        self._changing_file = state_file.with_name(CHANGING_FILE)
+        self._changing = load_changing(self._changing_file)  # changes begun and not ended
+        if self._changing:
+            log.warning("mode changes of GPUs %s were interrupted: not published until done", sorted(self._changing))
+        self._draining: set[str] = set(self._changing)
         self._cond = threading.Condition()
         self._dirty = False
         self._stopping = threading.Event()
@@ -208,6 +200,7 @@ class GpuModesWatch:
         spec = obj.spec if obj is not None else NodeGpuModesSpec()
         inv = self.inventory()
         named = [g.uuid for g in spec.gpus] + [u for u in self.applied if spec.for_gpu(u) is None]
+        named += sorted(u for u in self._changing if u not in named)  # interrupted, whatever the spec says now
         blocked = None
         try:
             busy = self._busy(inv)
@@ -238,6 +231,9 @@ class GpuModesWatch:
         desired = spec.for_gpu(gpu.uuid) or config
         current = self.applied_mode(gpu.uuid) or config
         decision = decide(gpu, current, desired, busy, self.partitionable)
+        if isinstance(decision, Keep) and gpu.uuid in self._changing:  # the interrupted change had got there
+            self._mark(gpu.uuid, False)
+            self._drain(gpu.uuid, False)
         match decision:
             case Keep():
                 entry = spec.for_gpu(gpu.uuid)
@@ -245,6 +241,7 @@ class GpuModesWatch:
                     self._record(gpu.uuid, entry)  # None: back to the PartitioningConfig's mode
                 return ("Applied", None), False
             case Wait(reason) | Refuse(reason):
+                reason += f"; {INTERRUPTED}" if gpu.uuid in self._changing else ""
                 return ("Pending" if isinstance(decision, Wait) else "Refused", reason), False
             case Change():
                 if blocked is not None:
@@ -268,13 +265,20 @@ class GpuModesWatch:
         """Drain, change, record the applied mode (``entry``; None: the PartitioningConfig's), publish again."""
         with self.locks.hold([gpu.index]):
             self._drain(gpu.uuid, True)
-            try:
-                outcome = self._drained_change(gpu, desired, change)
-                if outcome[0] == "Applied":
-                    self._record(gpu.uuid, entry)  # before the devices come back, in their new mode
-                return outcome
-            finally:
-                self._drain(gpu.uuid, False)
+            self._mark(gpu.uuid, True)
+            # an unexpected error leaves the GPU marked and unpublished: the next pass finishes the change
+            outcome = self._drained_change(gpu, desired, change)
+            if outcome[0] == "Applied":
+                self._record(gpu.uuid, entry)  # before the devices come back, in their new mode
+            self._mark(gpu.uuid, False)
+            self._drain(gpu.uuid, False)
+            return outcome
+
+    def _mark(self, uuid: str, changing: bool) -> None:
+        with self._cond:
+            if (uuid in self._changing) != changing:
+                (self._changing.add if changing else self._changing.discard)(uuid)
+                save_changing(self._changing_file, self._changing)
 
     def _drained_change(self, gpu: Gpu, desired: GpuModeSpec, change: Change) -> Outcome:
         """The change, once the GPU's devices are withdrawn: unless a claim came meanwhile."""
