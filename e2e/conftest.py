@@ -16,15 +16,23 @@ from pathlib import Path
 
 import pytest
 
+from api import gpumodes
+from api.partitioning import GpuMode, Whole
 from dra_driver.classes import device_classes
 from dra_driver.inventory import Inventory
-from dra_driver.k8s import Kube
+from dra_driver.k8s import ApiError, Kube, resource_path
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.session import Nvml
 from e2e.fixtures import Sandbox, sandbox, sandbox_nodes, sandbox_profile  # noqa: F401
+from e2e.plugin_node import PluginNode
+from e2e.wait import until
 from nvml_sim.control import SimulatedMachine
+from sandbox.classes import install_crds
 from sandbox.kubelet.kubelet import SimulatedKubelet
 from sandbox.nodes import register_node
+
+RESOURCE = "/apis/resource.k8s.io/v1"
+WHOLE = Whole()
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +72,35 @@ def sim_node(sandbox: Sandbox, kube: Kube) -> Iterator[Callable[..., SimNode]]: 
 
 
 @pytest.fixture
+def gpu_node(sandbox: Sandbox, kube: Kube, sim_node: Callable[..., SimNode]) -> Iterator[Callable[..., PluginNode]]:  # noqa: F811
+    """``gpu_node(profile, mode, labels=, mig_enabled=)``: a simulated node running the real plugin process on a
+    simulated machine of ``profile`` (``mig_enabled`` overrides the profile's MIG mode). Afterwards each plugin
+    stops, and its node's NodeGpuModes object (where the CRD is installed) and ResourceSlices are deleted."""
+    started: list[PluginNode] = []
+
+    def make(
+        profile: str, mode: GpuMode = WHOLE, labels: dict[str, str] | None = None, mig_enabled: bool | None = None
+    ) -> PluginNode:
+        node = sim_node("gpu", labels=labels)
+        plugin = PluginNode.create(node.name, sandbox.kubeconfig, profile, mode, root=node.root)
+        if mig_enabled is not None:
+            machine = plugin.root / "machine.json"
+            plugin.machine = SimulatedMachine.create(machine, profile, node.name, mig_enabled=mig_enabled)
+        plugin.start(kube)
+        started.append(plugin)
+        return plugin
+
+    yield make
+    crd_installed = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{gpumodes.CRD_NAME}")
+    for p in started:
+        if crd_installed is not None:
+            kube.delete(resource_path(gpumodes.API_VERSION, gpumodes.PLURAL, p.name))
+        p.stop()
+        for s in kube.list(f"{RESOURCE}/resourceslices", fieldSelector=f"spec.nodeName={p.name}"):
+            kube.delete(f"{RESOURCE}/resourceslices/{s['metadata']['name']}")
+
+
+@pytest.fixture
 def namespace(kube: Kube) -> Iterator[str]:
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     kube.create("/api/v1/namespaces", {"metadata": {"name": name}})
@@ -89,3 +126,18 @@ def device_classes_installed(kube: Kube) -> None:
     for c in device_classes():
         if kube.get(f"/apis/resource.k8s.io/v1/deviceclasses/{c['metadata']['name']}") is None:
             kube.create("/apis/resource.k8s.io/v1/deviceclasses", c)
+
+
+@pytest.fixture(scope="session")
+def gpumodes_crd(kube: Kube) -> None:
+    """The NodeGpuModes CRD installed as ``sandbox up`` does, and served; the plugins' watches then find it."""
+    install_crds(kube)
+    until(lambda: _listable(kube), "NodeGpuModes listable")
+
+
+def _listable(kube: Kube) -> bool:
+    try:
+        kube.list(resource_path(gpumodes.API_VERSION, gpumodes.PLURAL))
+    except ApiError:
+        return False
+    return True

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from api.partitioning import API_VERSION, KIND, GpuMode
+from api.names import API_VERSION
+from api.partitioning import KIND, GpuMode
 from dra_driver.k8s import Kube
 from e2e.wait import until
 from nvml_sim.build import library_path

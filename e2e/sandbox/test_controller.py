@@ -24,38 +24,20 @@ import pytest
 import yaml
 
 from api.gpumodes import API_VERSION, PLURAL
-from api.partitioning import Whole
 from cli.main import main as cli_main
 from controller.leader import LeaderElector
 from dra_driver.classes import class_name
-from dra_driver.k8s import ApiError, Kube, resource_path
+from dra_driver.k8s import Kube, resource_path
 from e2e import claims
-from e2e.conftest import SimNode
 from e2e.fixtures import Sandbox
 from e2e.plugin_node import PluginNode
 from e2e.plugin_pods import delete_all, running
 from e2e.wait import until
-from nvml_sim.control import SimulatedMachine
-from sandbox.classes import install_crds
 from sandbox.ports import pick_free_ports
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed", "gpumodes_crd")]
 R = "/apis/resource.k8s.io/v1"
 DEADLINE_S = 60
-
-
-@pytest.fixture(scope="module")
-def gpumodes_crd(kube: Kube) -> None:
-    install_crds(kube)
-    until(lambda: _listable(kube), "NodeGpuModes listable")
-
-
-def _listable(kube: Kube) -> bool:
-    try:
-        kube.list(resource_path(API_VERSION, PLURAL))
-    except ApiError:
-        return False
-    return True
 
 
 def _http(port: int, path: str) -> int:
@@ -106,28 +88,6 @@ def controller(sandbox: Sandbox, tmp_path: Path) -> Iterator[Callable[..., tuple
             proc.wait(20)
 
 
-@pytest.fixture
-def gpu_node(sandbox: Sandbox, kube: Kube, sim_node: Callable[..., SimNode]) -> Iterator[Callable[..., PluginNode]]:
-    started: list[PluginNode] = []
-
-    def make(profile: str, labels: dict[str, str]) -> PluginNode:
-        node = sim_node("ctl", labels=labels)
-        plugin = PluginNode.create(node.name, sandbox.kubeconfig, profile, Whole(), root=node.root)
-        # MIG mode off, as on a GPU used whole: leaving MIG on an A100 needs a GPU reset the simulated driver
-        # root's nvidia-smi cannot do (the plugin would report ResetRequired)
-        plugin.machine = SimulatedMachine.create(plugin.root / "machine.json", profile, node.name, mig_enabled=False)
-        plugin.start(kube)
-        started.append(plugin)
-        return plugin
-
-    yield make
-    for p in started:
-        kube.delete(resource_path(API_VERSION, PLURAL, p.name))
-        p.stop()
-        for s in kube.list(f"{R}/resourceslices", fieldSelector=f"spec.nodeName={p.name}"):
-            kube.delete(f"{R}/resourceslices/{s['metadata']['name']}")
-
-
 def _events(kube: Kube, ns: str, claim: str) -> list[str]:
     events = kube.list(f"/apis/events.k8s.io/v1/namespaces/{ns}/events")
     return [str(e.get("note")) for e in events if (e.get("regarding") or {}).get("name") == claim]
@@ -144,7 +104,7 @@ def test_three_waiting_replicas_switch_an_idle_whole_gpu_and_run(
     namespace: str,
 ) -> None:
     label = f"e2e-modes-{uuid.uuid4().hex[:6]}"
-    node = gpu_node("single-a100", {label: "true"})
+    node = gpu_node("single-a100", labels={label: "true"}, mig_enabled=False)
     proc, port, log = controller(label)
     until(lambda: _http(port, "/readyz") == 200, f"controller ready (log: {log})", timeout=DEADLINE_S)
     template = claims.template(kube, namespace, class_name("timeslice"))
@@ -178,7 +138,7 @@ def test_a_gpu_with_a_running_pod_is_not_changed_whatever_the_demand(
     namespace: str,
 ) -> None:
     label = f"e2e-modes-{uuid.uuid4().hex[:6]}"
-    node = gpu_node("single-a100", {label: "true"})
+    node = gpu_node("single-a100", labels={label: "true"}, mig_enabled=False)
     busy = claims.pod(kube, namespace, node.name, claims.template(kube, namespace, class_name("gpu")))
     running(kube, namespace, [busy], node)
     _, port, log = controller(label)
@@ -217,7 +177,7 @@ def test_a_dry_run_tells_the_claims_what_it_would_do_and_writes_nothing(
     namespace: str,
 ) -> None:
     label = f"e2e-modes-{uuid.uuid4().hex[:6]}"
-    node = gpu_node("single-a100", {label: "true"})
+    node = gpu_node("single-a100", labels={label: "true"}, mig_enabled=False)
     _, port, log = controller(label, dry_run=True)
     until(lambda: _http(port, "/readyz") == 200, f"controller ready (log: {log})", timeout=DEADLINE_S)
     pods = [claims.pod(kube, namespace, node.name, claims.template(kube, namespace, class_name("timeslice")))]

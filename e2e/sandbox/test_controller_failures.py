@@ -41,11 +41,10 @@ from e2e import claims
 from e2e.fixtures import Sandbox
 from e2e.plugin_node import PluginNode
 from e2e.plugin_pods import delete_all, running
-from e2e.sandbox.test_controller import _http, gpu_node, gpumodes_crd
+from e2e.sandbox.test_controller import _http
 from e2e.wait import until
 from sandbox.ports import pick_free_ports
 
-__all__ = ["gpu_node", "gpumodes_crd"]  # fixtures shared with test_controller.py
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed", "gpumodes_crd")]
 DEADLINE_S = 60
 LEASE_S = 3  # short, so that a restarted controller, or one cut off by the outage, takes over within seconds
@@ -175,7 +174,7 @@ def test_a_controller_killed_mid_change_and_restarted_writes_no_second_change(
     namespace: str,
 ) -> None:
     label, lease = f"e2e-fail-{uuid.uuid4().hex[:6]}", f"e2e-fail-{uuid.uuid4().hex[:6]}"
-    node = gpu_node("single-a100", {label: "true"})
+    node = gpu_node("single-a100", labels={label: "true"}, mig_enabled=False)
     gpu = node.machine.state()["gpus"][0]["uuid"]
     modes = Modes(kube, node.name)
     first = controllers(label, lease, "ctl-1")
@@ -246,7 +245,7 @@ def _read(path: Path) -> str | None:
 def test_a_plugin_killed_mid_change_converges_after_restart_with_no_half_made_partition(
     gpu_node: Callable[..., PluginNode], kube: Kube, namespace: str
 ) -> None:
-    node = gpu_node("single-a100", {})
+    node = gpu_node("single-a100", mig_enabled=False)
     gpu = node.machine.state()["gpus"][0]["uuid"]
     modes = Modes(kube, node.name)
     pid_file = _gate_resets(node)
@@ -294,7 +293,7 @@ def test_an_api_server_outage_mid_change_breaks_no_claim_and_both_converge(
     namespace: str,
 ) -> None:
     label, lease = f"e2e-fail-{uuid.uuid4().hex[:6]}", f"e2e-fail-{uuid.uuid4().hex[:6]}"
-    node = gpu_node("single-a100", {label: "true"})
+    node = gpu_node("single-a100", labels={label: "true"}, mig_enabled=False)
     gpu = node.machine.state()["gpus"][0]["uuid"]
     modes = Modes(kube, node.name)
     ctl = controllers(label, lease, "ctl-outage")

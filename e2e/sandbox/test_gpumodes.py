@@ -3,61 +3,24 @@ scheduler allocating what it republishes, the simulated NVML changing the GPUs (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from api.gpumodes import API_VERSION, KIND, PLURAL
-from api.partitioning import GpuMode, Whole
+from api.partitioning import Whole
 from dra_driver.classes import class_name
 from dra_driver.k8s import ApiError, Kube, resource_path
 from dra_driver.resourceslice.probe import probe
 from e2e import claims
-from e2e.conftest import SimNode
-from e2e.fixtures import Sandbox
 from e2e.plugin_node import PluginNode
 from e2e.plugin_pods import delete_all, running
 from e2e.wait import until
-from sandbox.classes import install_crds
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed", "gpumodes_crd")]
 R = "/apis/resource.k8s.io/v1"
 DEADLINE_S = 60
-
-
-@pytest.fixture(scope="module")
-def gpumodes_crd(kube: Kube) -> None:
-    install_crds(kube)  # what `sandbox up` does; the plugins' watch then finds it
-    until(lambda: kube.get(f"/apis/{API_VERSION}") is not None, "NodeGpuModes served")
-    until(lambda: _listable(kube), "NodeGpuModes listable")
-
-
-def _listable(kube: Kube) -> bool:
-    try:
-        kube.list(resource_path(API_VERSION, PLURAL))
-    except ApiError:
-        return False
-    return True
-
-
-@pytest.fixture
-def gpu_node(sandbox: Sandbox, kube: Kube, sim_node: Callable[..., SimNode]) -> Iterator[Callable[..., PluginNode]]:
-    started: list[PluginNode] = []
-
-    def make(profile: str, mode: GpuMode) -> PluginNode:
-        node = sim_node("gpu")
-        plugin = PluginNode.create(node.name, sandbox.kubeconfig, profile, mode, root=node.root)
-        plugin.start(kube)
-        started.append(plugin)
-        return plugin
-
-    yield make
-    for p in started:
-        kube.delete(resource_path(API_VERSION, PLURAL, p.name))
-        p.stop()
-        for s in kube.list(f"{R}/resourceslices", fieldSelector=f"spec.nodeName={p.name}"):
-            kube.delete(f"{R}/resourceslices/{s['metadata']['name']}")
 
 
 def _desire(kube: Kube, node: str, gpus: list[dict[str, Any]]) -> int:

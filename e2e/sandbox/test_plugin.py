@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from api.partitioning import GpuMode, Mig, Shared, TimeSlice, Whole
+from api.partitioning import Mig, Shared, TimeSlice, Whole
 from dra_driver.classes import class_name
 from dra_driver.k8s import Kube
 from e2e import claims
-from e2e.conftest import SimNode
-from e2e.fixtures import Sandbox
 from e2e.plugin_node import DRIVER, PluginNode
 from e2e.plugin_pods import claim_with_status, delete_all, running, spec_of, status_uuids
 from e2e.wait import until
@@ -26,24 +24,6 @@ from tests.cdi.schema_check import schema_errors
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed")]
 R = "/apis/resource.k8s.io/v1"
-
-
-@pytest.fixture
-def gpu_node(sandbox: Sandbox, kube: Kube, sim_node: Callable[..., SimNode]) -> Iterator[Callable[..., PluginNode]]:
-    started: list[PluginNode] = []
-
-    def make(profile: str, mode: GpuMode) -> PluginNode:
-        node = sim_node("gpu")
-        plugin = PluginNode.create(node.name, sandbox.kubeconfig, profile, mode, root=node.root)
-        plugin.start(kube)
-        started.append(plugin)
-        return plugin
-
-    yield make
-    for p in started:
-        p.stop()
-        for s in kube.list(f"{R}/resourceslices", fieldSelector=f"spec.nodeName={p.name}"):
-            kube.delete(f"{R}/resourceslices/{s['metadata']['name']}")
 
 
 def _minimal_version(spec: dict[str, Any]) -> str:
