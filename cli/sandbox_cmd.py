@@ -8,6 +8,7 @@ from pathlib import Path
 from nvml_sim.hardware import MACHINE_PROFILES
 from sandbox import commands, faults, report
 from sandbox.demo import run as run_demo
+from sandbox.realnode.helm_driver import DRIVERS
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,6 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         choices=("real", "simulated"),
         help="real: the real kubelet and containerd in private namespaces (default where the host allows it); "
         "simulated: the project's simulated kubelet",
+    )
+    up.add_argument(
+        "--driver",
+        choices=DRIVERS,
+        default="process",
+        help="process (default): the plugin as a host process beside each node; helm (real nodes): the project's "
+        "chart and simulated-GPU image, the plugin a DaemonSet pod in each node's containerd",
     )
     down = ops.add_parser("down", help="stop the sandbox and remove its node state (simulated GPUs, claims)")
     down.add_argument(
@@ -65,7 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     if args.op == "up":
         profile = "" if args.profile == "none" else args.profile
-        return commands.sandbox_up(profile, args.nodes, args.workdir, mode=args.mode, kubelet=args.kubelet)
+        return commands.sandbox_up(
+            profile, args.nodes, args.workdir, mode=args.mode, kubelet=args.kubelet, driver=args.driver
+        )
     if args.op == "down":
         return commands.sandbox_down(args.workdir, keep_state=args.keep_state)
     if args.op == "status":

@@ -4,6 +4,9 @@ stdout. The argument parser lives in cli.
 ``up`` locates (or builds) the binaries in the foreground, then starts a detached supervisor (see supervisor.py)
 that owns the sandbox, and follows its log until the status says ready (exit 0) or failed (exit 1). Invalid
 arguments, or a sandbox already running there with other arguments, exit 2 with one line on stderr.
+With ``driver="helm"`` (real nodes only) it also finds or builds helm and the simulated-GPU image in the foreground
+(the supervisor's namespace has no network) and the supervisor installs the chart instead of starting the plugin
+as a host process (realnode/helm_driver.py).
 ``down`` stops it and removes the node state (``nodestate``) unless asked to keep it.
 """
 
@@ -28,7 +31,7 @@ from sandbox import instance, nodestate
 from sandbox.binaries import Binaries, find_or_build
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout, default_workdir
-from sandbox.realnode import cleanup, launch
+from sandbox.realnode import cleanup, helm_driver, launch
 from sandbox.status import State, Status, read_status
 from sandbox.supervisor import node_names
 
@@ -54,10 +57,11 @@ class Request:
     nodes: int
     mode: str  # canonical (str of api.partitioning's mode)
     kubelet: str = "simulated"
+    driver: str = "process"  # "helm": the chart's DaemonSet runs the plugin
 
     @classmethod
     def of(cls, status: Status) -> Request:
-        return cls(status.profile, status.node_count, status.mode, status.kubelet)
+        return cls(status.profile, status.node_count, status.mode, status.kubelet, status.driver)
 
     def flags(self) -> dict[str, str]:
         return {
@@ -65,15 +69,23 @@ class Request:
             "--nodes": str(self.nodes),
             "--mode": self.mode,
             "--kubelet": self.kubelet,
+            "--driver": self.driver,
         }
 
 
-def _request(profile: str, nodes: int, mode: str | None, kubelet: str | None = "simulated") -> Request | str:
+def _request(
+    profile: str, nodes: int, mode: str | None, kubelet: str | None = "simulated", driver: str = "process"
+) -> Request | str:
     """The request in canonical form, or what is wrong with it."""
     if profile and profile not in MACHINE_PROFILES:
         return f"--profile: unknown profile {profile!r}; valid profiles: none, {', '.join(sorted(MACHINE_PROFILES))}"
     if nodes < 0:
         return f"--nodes must be 0 or more, not {nodes}"
+    problem = helm_driver.driver_problem(driver, kubelet, profile)
+    if problem:
+        return problem
+    if driver == "helm":
+        kubelet = "real"  # where the host cannot run real nodes, resolve_kubelet says why
     try:
         canonical = str(parse_mode(mode or "whole", "--mode"))
         chosen, notice = launch.resolve_kubelet(kubelet)
@@ -81,7 +93,7 @@ def _request(profile: str, nodes: int, mode: str | None, kubelet: str | None = "
         return str(exc)
     if notice:
         _say(notice)
-    return Request(profile, nodes, canonical, chosen)
+    return Request(profile, nodes, canonical, chosen, driver)
 
 
 PID_MAX = 4194304  # the plugin's default pod UID is its PID: the longest one Linux hands out
@@ -111,17 +123,20 @@ def sandbox_up(
     timeout: float = UP_TIMEOUT_S,
     owner_pid: int | None = None,
     kubelet: str | None = "simulated",
+    driver: str = "process",
 ) -> int:
     """Start a sandbox with ``nodes`` simulated nodes (``sim-node-0`` …) of ``profile`` ("" for nodes without
     GPUs), every GPU in ``mode`` (default whole), unless one already runs there. ``kubelet``: "real" (the real
     kubelet and containerd, see sandbox/realnode), "simulated", or None for real where the host allows it.
+    ``driver``: "process" (the plugin as a host process next to each node) or "helm" (real nodes: the project's
+    chart and simulated-GPU image).
 
     Exit 0 when the sandbox is ready, also when one started with the same arguments already runs; 2 when the
     arguments are invalid or the running one was started with others (the message names the difference); 1 when
     it fails to start. With ``owner_pid`` the sandbox stops by itself once that process is gone (the test fixtures).
     """
     layout = Layout((workdir or default_workdir()).resolve())
-    request = _request(profile, nodes, mode, kubelet)
+    request = _request(profile, nodes, mode, kubelet, driver)
     if isinstance(request, str):
         _complain(request)
         return 2
@@ -133,6 +148,7 @@ def sandbox_up(
         return 2
     try:
         binaries = find_or_build(lambda line: _say(f"  {line}"))
+        prepared = helm_driver.prepare(lambda line: _say(f"  {line}")) if request.driver == "helm" else None
     except SandboxError as exc:
         _say(f"sandbox: {exc}")
         return 1
@@ -141,7 +157,7 @@ def sandbox_up(
     if lock_fd is None:
         return _already_running(layout, request, timeout)
     try:
-        offset = _start_supervisor(layout, request, binaries, lock_fd, owner_pid)
+        offset = _start_supervisor(layout, request, binaries, lock_fd, owner_pid, prepared)
     finally:
         os.close(lock_fd)
     return _follow_start(layout, offset, timeout)
@@ -236,7 +252,14 @@ def _log_size(layout: Layout) -> int:
         return 0
 
 
-def _start_supervisor(layout: Layout, request: Request, binaries: Binaries, lock_fd: int, owner_pid: int | None) -> int:
+def _start_supervisor(
+    layout: Layout,
+    request: Request,
+    binaries: Binaries,
+    lock_fd: int,
+    owner_pid: int | None,
+    prepared: helm_driver.Prepared | None = None,
+) -> int:
     """Launch the detached supervisor; returns the size its log had before, where this run's lines begin."""
     layout.logs.mkdir(parents=True, exist_ok=True)
     layout.status_file.unlink(missing_ok=True)
@@ -263,6 +286,8 @@ def _start_supervisor(layout: Layout, request: Request, binaries: Binaries, lock
     if request.kubelet == "real":
         listener, extra = launch.host_listener()
         argv = [*launch.supervisor_prefix(), *argv, *extra]
+        if prepared is not None:
+            argv += ["--driver=helm", f"--helm={prepared.helm}", f"--plugin-image={prepared.archive}"]
         fds.append(listener.fileno())
     with open(layout.supervisor_log, "ab") as log:
         offset = log.tell()

@@ -68,6 +68,7 @@ class Status:
     kubelet: str = "simulated"  # "real": the real kubelet and containerd (sandbox/realnode)
     cgroup: str = ""  # real nodes: the sandbox's cgroup in every hierarchy (realnode/cgroups.py)
     netns: int = 0  # real nodes: inode of the sandbox's network namespace (down kills what is left in it)
+    driver: str = "process"  # how the plugin runs: "process" (node agents) or "helm" (the chart's DaemonSet)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +95,7 @@ class Status:
             "kubelet": self.kubelet,
             "cgroup": self.cgroup,
             "netns": self.netns,
+            "driver": self.driver,
         }
 
     @classmethod
@@ -124,6 +126,7 @@ class Status:
             kubelet=str(doc.get("kubelet", "simulated")),
             cgroup=str(doc.get("cgroup", "")),
             netns=int(doc.get("netns", 0)),
+            driver=str(doc.get("driver", "process")),
         )
 
 

@@ -9,12 +9,15 @@ the status ``failed`` with the log to read. Its children die with it even on SIG
 
 With ``--kubelet real`` it runs in the private network and mount namespace ``up`` started it in (``unshare``),
 relays the host's connections on the inherited ``--api-listen-fd`` socket to the API server
-(realnode/forward.py) and runs real nodes (realnode/cluster.py) instead of simulated ones.
+(realnode/forward.py) and runs real nodes (realnode/cluster.py) instead of simulated ones. With ``--driver helm``
+the node agents start no plugin: once the nodes are Ready it installs the project's chart with simulated GPUs
+(realnode/helm_driver.py), whose DaemonSet runs the plugin in each node's containerd and also installs the
+DeviceClasses; on the way down it deletes the users' pods while that plugin still runs, then uninstalls the chart.
 
 Started detached by ``dra-gpu sandbox up`` (see commands.py) as::
 
     python -m sandbox.supervisor run --workdir DIR --profile NAME --nodes N [--mode MODE] [--detach] [--lock-fd FD]
-        [--owner-pid PID] [--kubelet real --api-listen-fd FD]
+        [--owner-pid PID] [--kubelet real --api-listen-fd FD [--driver helm --helm PATH --plugin-image PATH]]
         [--etcd PATH --kube-apiserver PATH --kube-scheduler PATH --kube-controller-manager PATH]
 """
 
@@ -38,14 +41,14 @@ from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
 from dra_driver.k8s import Kube
-from sandbox import agents, classes, flags, instance, nodestate
+from sandbox import agents, classes, flags, instance, mode_controller, nodestate
 from sandbox.binaries import Binaries, find_or_build
 from sandbox.controlplane import DEFAULT_STARTUP_TIMEOUT_S, ControlPlane
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout
 from sandbox.nodes import SimulatedNode, register_node
-from sandbox.processes import ChildProcess
-from sandbox.realnode import cgroups, cleanup, cluster
+from sandbox.processes import ChildProcess, spawn
+from sandbox.realnode import cgroups, cleanup, cluster, helm_driver
 from sandbox.realnode.cluster import RealNodes
 from sandbox.realnode.forward import Forwarder
 from sandbox.status import ProcessInfo, State, Status, write_status
@@ -91,6 +94,8 @@ class SupervisorConfig:
     """Stop when this process is gone (tests pass their own pid so a killed test run leaves nothing behind)."""
     kubelet: str = "simulated"
     api_listen_fd: int | None = None
+    driver: str = "process"  # "helm": the chart's DaemonSet runs the plugin (real nodes only)
+    helm: helm_driver.Prepared | None = None  # with driver "helm": the helm CLI and the image archive
 
 
 class Supervisor:
@@ -105,6 +110,7 @@ class Supervisor:
             node_count=cfg.nodes,
             mode=cfg.mode,
             kubelet=cfg.kubelet,
+            driver=cfg.driver,
             supervisor_pid=me.pid,
             supervisor_start_ticks=me.start_ticks,
             started_at=_now(),
@@ -181,9 +187,12 @@ class Supervisor:
         else:
             children = start_node_agents(self.layout, self._status, cp.kubeconfig, api)
         self._agents = [c.popen for c in children]
-        agent_infos = tuple(_popen_info(c.spec.name, c.popen, self.layout) for c in children)
-        if self.cfg.profile:
+        if self.cfg.profile and self.cfg.driver != "helm":  # helm: the chart installed them
             self._progress(f"installed {classes.install(Kube(api))} shipped DeviceClass(es)")
+        if self.cfg.profile:
+            children.append(spawn(mode_controller.spec(self.layout, cp.kubeconfig)))  # docs/controller.md
+            self._agents.append(children[-1].popen)
+        agent_infos = tuple(_popen_info(c.spec.name, c.popen, self.layout) for c in children)
         self._update(State.READY, message="ready", ready_at=_now(), processes=self._status.processes + agent_infos)
         self._progress(f"ready: export KUBECONFIG={cp.kubeconfig}")
 
@@ -199,7 +208,15 @@ class Supervisor:
             return agents.plugin_command(self.layout, node, self.cfg.profile, cp.kubeconfig, real_node=True)
 
         gates = cp.feature_gates.enabled
-        return self._real.start(node_names(self.cfg.nodes), self.cfg.profile, cp.pki, cp.server, gates, plugin)
+        names = node_names(self.cfg.nodes)
+        helm = self.cfg.helm if self.cfg.driver == "helm" else None
+        started = self._real.start(names, self.cfg.profile, cp.pki, cp.server, gates, None if helm else plugin)
+        if helm is not None and self.cfg.profile:
+            values = helm_driver.chart_values(self.cfg.profile, self.cfg.mode, cp.server)
+            node_pids = {name: agent.pid for name, agent in zip(names, started, strict=True)}
+            ctr = self._real.binaries.ctr
+            helm_driver.deploy(Kube(api), cp.kubeconfig, helm, ctr, node_pids, values, self._progress)
+        return started
 
     def _watch(self) -> None:
         assert self._control_plane is not None
@@ -226,6 +243,13 @@ class Supervisor:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         self._update(State.STOPPING, message="stopping")
         if self._real is not None:
+            helm, real, kubeconfig = self.cfg.helm, self._real, Path(self._status.kubeconfig)
+            if self.cfg.driver == "helm" and helm is not None and self.cfg.profile:
+                try:
+                    delete_workloads = lambda: real.delete_pods(keep_namespace=helm_driver.NAMESPACE)  # noqa: E731
+                    helm_driver.retire(real.kube, kubeconfig, helm.helm, delete_workloads, self._progress)
+                except Exception as exc:  # the nodes stop anyway; down sweeps what is left
+                    self._progress(f"could not uninstall the chart: {exc}")
             with contextlib.suppress(Exception):  # the API server may be gone already
                 left = self._real.delete_pods()
                 self._progress(f"pods deleted before stopping the nodes ({left} still there)")
@@ -293,6 +317,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--owner-pid", type=int, help="stop when this process exits")
     run.add_argument("--kubelet", choices=("real", "simulated"), default="simulated")
     run.add_argument("--api-listen-fd", type=int, help="real nodes: the host's listening socket for the API port")
+    run.add_argument("--driver", choices=helm_driver.DRIVERS, default="process")
+    run.add_argument("--helm", type=Path, help="--driver helm: the helm CLI")
+    run.add_argument("--plugin-image", type=Path, help="--driver helm: the simulated-GPU image's OCI archive")
     for name in ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager"):
         run.add_argument(f"--{name}", type=Path)
     return parser.parse_args(argv)
@@ -305,6 +332,9 @@ def _binaries(args: argparse.Namespace) -> Binaries | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.driver == "helm" and (args.kubelet != "real" or args.helm is None or args.plugin_image is None):
+        print("--driver helm needs --kubelet real, --helm and --plugin-image", file=sys.stderr)
+        return 2
     layout = Layout(args.workdir)
     lock_fd = args.lock_fd if args.lock_fd is not None else instance.try_lock(layout)
     if lock_fd is None:
@@ -318,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.owner_pid is not None:
         ticks = instance.start_ticks(args.owner_pid)
         owner = instance.PidRecord(args.owner_pid, ticks if ticks is not None else -1)
+    prepared = helm_driver.Prepared(args.helm, args.plugin_image) if args.driver == "helm" else None
     cfg = SupervisorConfig(
         args.workdir,
         args.profile,
@@ -328,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         owner,
         args.kubelet,
         args.api_listen_fd,
+        args.driver,
+        prepared,
     )
     return Supervisor(cfg).run()
 

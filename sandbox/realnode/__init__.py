@@ -11,5 +11,6 @@ removed by ``down`` (:mod:`.cleanup`).
 
 Modules: host.py (can this host run real nodes; addresses), config.py (containerd, CNI and kubelet
 configuration: pure), devices.py (device nodes and mig-minors), mounts.py (the node's private file
-system), cgroups.py, cleanup.py, forward.py, node.py (the agent), images.py is ../images.py.
+system), cgroups.py, cleanup.py, forward.py, node.py (the agent), helm_driver.py (``--driver helm``: the
+project's chart and simulated-GPU image instead of the host-process plugin), images.py is ../images.py.
 """

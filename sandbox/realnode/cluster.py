@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from dra_driver.k8s import Kube
 from nvml_sim.control import SimulatedMachine
@@ -162,9 +163,14 @@ class RealNodes:
     def _has_slices(self, name: str) -> bool:
         return bool(self.kube.list("/apis/resource.k8s.io/v1/resourceslices", fieldSelector=f"spec.nodeName={name}"))
 
-    def delete_pods(self) -> int:
-        """Delete every pod and wait (bounded) until the kubelets have let them go; returns how many were left."""
-        pods = self.kube.list("/api/v1/pods")
+    def delete_pods(self, keep_namespace: str = "") -> int:
+        """Delete every pod (except those in ``keep_namespace``) and wait (bounded) until the kubelets have let
+        them go; returns how many were left."""
+
+        def listed() -> list[dict[str, Any]]:
+            return [p for p in self.kube.list("/api/v1/pods") if p["metadata"]["namespace"] != keep_namespace]
+
+        pods = listed()
         for pod in pods:
             meta = pod["metadata"]
             path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
@@ -175,7 +181,7 @@ class RealNodes:
         deadline = time.monotonic() + POD_DELETE_TIMEOUT_S
         while pods and time.monotonic() < deadline:
             time.sleep(0.5)
-            pods = self.kube.list("/api/v1/pods")
+            pods = listed()
         return len(pods)
 
     def stop(self, stop_agent: Callable[[ChildProcess], None]) -> None:

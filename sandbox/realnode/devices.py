@@ -61,16 +61,23 @@ def free_majors(count: int, proc_devices: str) -> list[int]:
     return free[:count]
 
 
+def device_nodes(gpu_minors: Iterable[int], proc_devices: str) -> list[tuple[str, int, int, int]]:
+    """(path relative to /dev, major, minor, mode) of every device node the driver would create."""
+    minors = list(gpu_minors)
+    uvm_major, caps_major = free_majors(2, proc_devices)
+    nodes = [(f"nvidia{m}", NVIDIA_MAJOR, m, 0o666) for m in minors]
+    nodes += [
+        ("nvidiactl", NVIDIA_MAJOR, NVIDIACTL_MINOR, 0o666),
+        ("nvidia-uvm", uvm_major, 0, 0o666),
+        ("nvidia-uvm-tools", uvm_major, 1, 0o666),
+    ]
+    nodes += [(f"nvidia-caps/nvidia-cap{n}", caps_major, n, 0o444) for _, n in mig_minor_lines(minors)]
+    return nodes
+
+
 def create_device_nodes(dev: Path, gpu_minors: list[int], proc_devices: str) -> int:
     """Create the driver's device nodes under ``dev`` (the node's private /dev); returns how many."""
-    uvm_major, caps_major = free_majors(2, proc_devices)
-    nodes: list[tuple[Path, int, int, int]] = [(dev / f"nvidia{m}", NVIDIA_MAJOR, m, 0o666) for m in gpu_minors]
-    nodes += [
-        (dev / "nvidiactl", NVIDIA_MAJOR, NVIDIACTL_MINOR, 0o666),
-        (dev / "nvidia-uvm", uvm_major, 0, 0o666),
-        (dev / "nvidia-uvm-tools", uvm_major, 1, 0o666),
-    ]
-    nodes += [(dev / "nvidia-caps" / f"nvidia-cap{n}", caps_major, n, 0o444) for _, n in mig_minor_lines(gpu_minors)]
+    nodes = [(dev / rel, major, minor, mode) for rel, major, minor, mode in device_nodes(gpu_minors, proc_devices)]
     (dev / "nvidia-caps").mkdir(mode=0o755, exist_ok=True)
     for path, major, minor, mode in nodes:
         if not path.exists():

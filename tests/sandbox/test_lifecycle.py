@@ -79,8 +79,8 @@ def test_a_gpu_sandbox_allocates_with_the_shipped_classes_and_never_reuses_anoth
         )
         assert sandbox_up("dgx-h100", 1, workdir) == 2
         assert (
-            "with --profile dgx-a100 --nodes 1 --mode whole --kubelet simulated; you asked for --profile dgx-h100"
-            in capsys.readouterr().err
+            "with --profile dgx-a100 --nodes 1 --mode whole --kubelet simulated --driver process; "
+            "you asked for --profile dgx-h100" in capsys.readouterr().err
         )
         assert sandbox_down(workdir, keep_state=True) == 0
         assert nodestate.machine_owner(machine) == ("dgx-a100", "sim-node-0")

@@ -16,6 +16,7 @@ from nvml_sim.control import SimulatedMachine
 from sandbox import instance, nodestate
 from sandbox.commands import sandbox_down, sandbox_up
 from sandbox.layout import Layout
+from sandbox.realnode import launch
 from sandbox.status import State, Status, write_status
 
 
@@ -33,7 +34,15 @@ def held(layout: Layout) -> Iterator[None]:
     os.close(fd)
 
 
-def running(layout: Layout, profile: str, nodes: int, mode: str = "whole", state: State = State.READY) -> None:
+def running(
+    layout: Layout,
+    profile: str,
+    nodes: int,
+    mode: str = "whole",
+    state: State = State.READY,
+    kubelet: str = "simulated",
+    driver: str = "process",
+) -> None:
     me = instance.own_record()
     status = Status(
         state=state,
@@ -41,6 +50,8 @@ def running(layout: Layout, profile: str, nodes: int, mode: str = "whole", state
         profile=profile,
         node_count=nodes,
         mode=mode,
+        kubelet=kubelet,
+        driver=driver,
         supervisor_pid=me.pid,
         supervisor_start_ticks=me.start_ticks,
         started_at="2026-01-01T00:00:00Z",
@@ -65,9 +76,55 @@ def test_up_with_other_arguments_than_the_running_sandbox_fails_naming_the_diffe
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (
-        f"a sandbox is running in {layout.root} with --profile dgx-a100 --nodes 1 --mode whole --kubelet simulated; "
-        "you asked for --profile dgx-h100: run `dra-gpu sandbox down` first\n"
+        f"a sandbox is running in {layout.root} with --profile dgx-a100 --nodes 1 --mode whole --kubelet simulated "
+        "--driver process; you asked for --profile dgx-h100: run `dra-gpu sandbox down` first\n"
     )
+
+
+@pytest.mark.usefixtures("held")
+@pytest.mark.parametrize(("running_driver", "asked"), [("process", "helm"), ("helm", "process")])
+def test_up_with_another_driver_than_the_running_sandbox_is_refused(
+    layout: Layout, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, running_driver: str, asked: str
+) -> None:
+    monkeypatch.setattr(launch, "why_not_real", lambda: None)
+    running(layout, "dgx-a100", 1, mode="mig", kubelet="real", driver=running_driver)
+    assert sandbox_up("dgx-a100", 1, layout.root, mode="mig", kubelet="real", driver=asked) == 2
+    assert capsys.readouterr().err == (
+        f"a sandbox is running in {layout.root} with --profile dgx-a100 --nodes 1 --mode mig --kubelet real "
+        f"--driver {running_driver}; you asked for --driver {asked}: run `dra-gpu sandbox down` first\n"
+    )
+    assert sandbox_up("dgx-a100", 1, layout.root, mode="mig", kubelet="real", driver=running_driver) == 0
+
+
+@pytest.mark.parametrize(
+    ("kubelet", "profile", "driver", "message"),
+    [
+        ("simulated", "dgx-a100", "helm", "--driver helm needs --kubelet real: the chart's DaemonSet runs the plugin"),
+        ("real", "", "helm", "--driver helm needs a GPU --profile: the chart runs the plugin on simulated GPUs"),
+        ("real", "dgx-a100", "docker", "--driver: 'docker' is not one of process, helm"),
+    ],
+)
+def test_a_driver_the_sandbox_cannot_run_is_refused_before_anything_starts(
+    layout: Layout,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    kubelet: str,
+    profile: str,
+    driver: str,
+    message: str,
+) -> None:
+    monkeypatch.setattr(launch, "why_not_real", lambda: None)
+    assert sandbox_up(profile, 1, layout.root, kubelet=kubelet, driver=driver) == 2
+    assert capsys.readouterr().err.startswith(message)
+    assert not layout.root.exists() or not any(layout.root.iterdir())
+
+
+def test_helm_without_a_host_for_real_nodes_says_why(
+    layout: Layout, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(launch, "why_not_real", lambda: "real nodes need root")
+    assert sandbox_up("dgx-a100", 1, layout.root, kubelet=None, driver="helm") == 2
+    assert capsys.readouterr().err == "--kubelet real: real nodes need root\n"
 
 
 @pytest.mark.usefixtures("held")

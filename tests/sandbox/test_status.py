@@ -26,6 +26,8 @@ def test_status_survives_a_round_trip_through_its_file(tmp_path: Path) -> None:
         processes=(ProcessInfo("etcd", 43, 8, "/x/etcd.log"),),
         feature_gates=FeatureGates(("A",), ("A",), (), ()),
         resource_versions=("v1",),
+        kubelet="real",
+        driver="helm",
     )
     write_status(Layout(tmp_path), status)
     assert read_status(Layout(tmp_path)) == status
