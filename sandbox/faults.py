@@ -19,9 +19,14 @@ KINDS = ("lost", "xid", "none")
 
 def sandbox_fault(node: str, gpu: int, kind: str, code: int | None = None, workdir: Path | None = None) -> int:
     layout = Layout((workdir or default_workdir()).resolve())
-    machine_file = layout.machine_file(node)
-    if not machine_file.exists():
-        nodes = sorted(p.parent.name for p in layout.nodes.glob("*/machine.json"))
+    # with --driver helm both exist: the chart's plugin reads its own (the other only numbers the device nodes)
+    machine_file = next((f for f in (layout.chart_machine_file(node), layout.machine_file(node)) if f.exists()), None)
+    if machine_file is None:
+        nodes = sorted(
+            n.name
+            for n in layout.nodes.glob("*")
+            if layout.machine_file(n.name).exists() or layout.chart_machine_file(n.name).exists()
+        )
         print(
             f"NODE: {node!r} has no simulated GPUs in {layout.root}; nodes with GPUs: {', '.join(nodes) or 'none'}",
             file=sys.stderr,

@@ -86,6 +86,11 @@ class Layout:
         """The node's simulated GPU machine (``dra-gpu sim ... <this file>`` operates on it)."""
         return self.node(node) / "machine.json"
 
+    def chart_machine_file(self, node: str) -> Path:
+        """With ``--driver helm``: the machine the chart's plugin racks in its state directory (``nodes/<node>/state``
+        is the node's /var/lib/dra-gpu; python -m nvml_sim.entrypoint keeps it in ``simulated-gpus/``)."""
+        return self.node(node) / "state" / "simulated-gpus" / "machine.json"
+
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"
 

@@ -62,11 +62,14 @@ def sandbox_kubeconfig(workdir: Path | None = None) -> int:
     return 0
 
 
+DRIVERS = {"process": "plugin as host processes", "helm": "plugin from the Helm chart's DaemonSet"}
+
+
 def render_status(status: Status, metrics: dict[str, str] | None = None) -> str:
     gates = status.feature_gates
     lines = [
         f"sandbox in {status.workdir}: {status.state.value} (since {status.ready_at or status.started_at}), "
-        f"profile {status.profile or 'none'}, mode {status.mode}, {status.kubelet} kubelet",
+        f"profile {status.profile or 'none'}, mode {status.mode}, {status.kubelet} kubelet, {DRIVERS.get(status.driver, status.driver)}",
         f"  API server     {status.server or '-'}",
         f"  kubeconfig     {status.kubeconfig or '-'}",
         f"  nodes          {', '.join(status.nodes) or '-'}",
