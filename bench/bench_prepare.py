@@ -1,11 +1,13 @@
 """Prepare latency and start-up of the real kubelet plugin process, against a Go plugin in the same run.
 
-1. Whole-GPU prepare + unprepare of ``--claims`` claims, one claim per gRPC call (p50/p99), alternating call
-   by call between our plugin and the Go baseline (bench/go/kubeletplugin: the upstream kubeletplugin helper
-   GETs the claim, one checkpoint write with one fsync, one CDI spec), both driven by the same gRPC client;
-   plus the same number of round trips to an empty in-process DRA server (transport cost alone).
+1. Whole-GPU prepare + unprepare of ``--claims`` claims, one claim per gRPC call (p50/p99), in turn call by
+   call between our plugin, our plugin with ``--claim-device-status=false`` (no background status write: the
+   same work as the Go baseline) and the Go baseline (bench/go/kubeletplugin: the upstream kubeletplugin
+   helper GETs the claim, one checkpoint write with one fsync, one CDI spec), all driven by the same gRPC
+   client; plus the same number of round trips to an empty in-process DRA server (transport cost alone).
 2. Start-up on a dgx-h100 in MIG mode: process start -> registration socket -> complete pool of slices
-   published (``--startups`` times, median), and the plugin's RSS then (bench/prep_startup.py).
+   published -> GPU settings checked (``--startups`` times, median), and the plugin's RSS once published
+   (bench/prep_startup.py). The claim benchmarks start timing once the settings check is done.
 3. Eight MIG claims on eight distinct GPUs of a DGX A100: one concurrent batch vs one after another.
 
 Runs its own private control plane (claims are real ResourceClaims the plugins GET). Prints a table; with
@@ -32,10 +34,11 @@ import grpc
 from api.gen.dra.v1 import api_pb2_grpc
 from api.partitioning import Mig, Whole
 from bench.prep_peer import GoPlugin
-from bench.prep_startup import measure
+from bench.prep_startup import measure, settings_checked
 from dra_driver.k8s import Kube
 from dra_driver.kubeletplugin import protocol as proto
 from e2e.plugin_node import DRIVER, PluginNode
+from e2e.wait import until
 from sandbox.binaries import find_or_build
 from sandbox.controlplane import ControlPlane
 from sandbox.nodes import register_node
@@ -95,42 +98,68 @@ def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t, result
 
 
-def _prepare_cycle(stub: Stub, ref: proto.ClaimRef, prep: list[float], unprep: list[float]) -> None:
+def _status_written(kube: Kube, ref: proto.ClaimRef) -> bool:
+    claim = kube.get(f"{R}/namespaces/{ref.namespace}/resourceclaims/{ref.name}") or {}
+    return bool(claim.get("status", {}).get("devices"))
+
+
+def _prepare_cycle(
+    stub: Stub,
+    ref: proto.ClaimRef,
+    prep: list[float],
+    unprep: list[float],
+    status: Callable[[], bool] | None = None,
+    visible: list[float] | None = None,
+) -> None:
+    """One prepare and one unprepare of ``ref``; with ``status``, the unprepare waits until it is true (the
+    status write has landed, as it has long before a real pod ends) and ``visible`` gets when that was."""
+    t = time.perf_counter()
     took, pb = _timed(lambda: stub.NodePrepareResources(proto.prepare_request(proto.DRA_V1, [ref]), timeout=30))
     answer = proto.prepare_results_from_pb(pb)[ref.uid]
     assert answer.error == "" and answer.devices, answer
     prep.append(took)
+    if status is not None and visible is not None:
+        until(status, "the claim's status.devices", timeout=30, interval=0.002)
+        visible.append(time.perf_counter() - t)
     took, pb = _timed(lambda: stub.NodeUnprepareResources(proto.unprepare_request(proto.DRA_V1, [ref]), timeout=30))
     assert proto.unprepare_errors_from_pb(pb)[ref.uid] == ""
     unprep.append(took)
 
 
 def _whole_gpu(kube: Kube, cp: ControlPlane, work: Path, claims: int) -> dict[str, Any]:
-    """Ours and the Go plugin, call by call in turn, on the same kind of claims."""
+    """Ours, ours without the status write, and the Go plugin, call by call in turn, on the same kind of claims."""
     api = kube.api_client
-    sim = [register_node(api, "whole-node"), register_node(api, "go-node")]
+    sim = [register_node(api, name) for name in ("whole-node", "nostatus-node", "go-node")]
     ours = PluginNode.create("whole-node", cp.kubeconfig, "dgx-a100", Whole(), root=work / "w")
+    bare = PluginNode.create("nostatus-node", cp.kubeconfig, "dgx-a100", Whole(), root=work / "n")
     ours.start(kube)
+    bare.start(kube, extra=("--claim-device-status", "false"))  # the same work as the Go plugin
+    for plugin in (ours, bare):  # steady state only
+        until(lambda p=plugin: settings_checked(p), "the plugin's start-up GPU settings check")
     peer = GoPlugin.start(work / "go", cp.kubeconfig, DRIVER, "go-node")
     try:
-        stubs = {"ours": _stub(ours.dra_socket()), "go": _stub(peer.dra_socket)}
-        refs = {
-            "ours": [_allocated_claim(kube, "whole-node", f"gpu-{i % 8}") for i in range(claims)],
-            "go": [_allocated_claim(kube, "go-node", f"gpu-{i % 8}") for i in range(claims)],
-        }
+        stubs = {"ours": _stub(ours.dra_socket()), "nostatus": _stub(bare.dra_socket()), "go": _stub(peer.dra_socket)}
+        nodes = {"ours": "whole-node", "nostatus": "nostatus-node", "go": "go-node"}
+        refs = {k: [_allocated_claim(kube, nodes[k], f"gpu-{i % 8}") for i in range(claims)] for k in stubs}
         samples: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in stubs}
+        visible: list[float] = []
+        order = list(stubs)
         for i in range(claims):
-            for who in ("ours", "go") if i % 2 else ("go", "ours"):
-                _prepare_cycle(stubs[who], refs[who][i], *samples[who])
+            for who in order[i % 3 :] + order[: i % 3]:  # each plugin first, second and last in turn
+                ref = refs[who][i]
+                status = (lambda r=ref: _status_written(kube, r)) if who == "ours" else None
+                _prepare_cycle(stubs[who], ref, *samples[who], status=status, visible=visible)
         assert ours.process is not None
         return {
             "samples": samples,
+            "status_visible_p50_ms": round(_ms(visible, 0.5), 2),
             "go_rss_mb": round(peer.rss_mb(), 1),
             "go_startup_s": round(peer.started_s, 3),
         }
     finally:
         peer.stop()
         ours.stop()
+        bare.stop()
         for node in sim:
             node.stop()
 
@@ -139,6 +168,7 @@ def _mig_batches(kube: Kube, cp: ControlPlane, work: Path) -> dict[str, float]:
     sim = register_node(kube.api_client, "mig-node")
     node = PluginNode.create("mig-node", cp.kubeconfig, "dgx-a100", Mig(), root=work / "m")
     node.start(kube)
+    until(lambda: settings_checked(node), "the plugin's start-up GPU settings check")
     stub = _stub(node.dra_socket())
     out = {}
     try:
@@ -173,6 +203,7 @@ def _startups(kube: Kube, cp: ControlPlane, work: Path, times: int) -> dict[str,
     return {
         "startup_registered_s": round(statistics.median(r.registered_s for r in results), 3),
         "startup_published_s": round(statistics.median(r.published_s for r in results), 3),
+        "startup_settings_s": round(statistics.median(r.settings_s for r in results), 3),
         "startup_devices": results[0].devices,
         "rss_mb": round(statistics.median(r.rss_mb for r in results), 1),
     }
@@ -187,6 +218,7 @@ def run(claims: int, startups: int) -> dict[str, Any]:
             base = _baseline(claims, work / "base.sock")
             whole = _whole_gpu(kube, cp, work, claims)
             (prep, unprep), (go_prep, go_unprep) = whole["samples"]["ours"], whole["samples"]["go"]
+            bare_prep, bare_unprep = whole["samples"]["nostatus"]
             out: dict[str, Any] = {
                 "claims": claims,
                 "load_1min": round(os.getloadavg()[0], 2),
@@ -195,32 +227,49 @@ def run(claims: int, startups: int) -> dict[str, Any]:
                 "prepare_p99_ms": round(_ms(prep, 0.99), 2),
                 "unprepare_p50_ms": round(_ms(unprep, 0.5), 2),
                 "unprepare_p99_ms": round(_ms(unprep, 0.99), 2),
+                "nostatus_prepare_p50_ms": round(_ms(bare_prep, 0.5), 2),
+                "nostatus_prepare_p99_ms": round(_ms(bare_prep, 0.99), 2),
+                "nostatus_unprepare_p50_ms": round(_ms(bare_unprep, 0.5), 2),
+                "nostatus_unprepare_p99_ms": round(_ms(bare_unprep, 0.99), 2),
                 "go_prepare_p50_ms": round(_ms(go_prep, 0.5), 2),
                 "go_prepare_p99_ms": round(_ms(go_prep, 0.99), 2),
                 "go_unprepare_p50_ms": round(_ms(go_unprep, 0.5), 2),
                 "go_unprepare_p99_ms": round(_ms(go_unprep, 0.99), 2),
+                "status_visible_p50_ms": whole["status_visible_p50_ms"],
                 "go_rss_mb": whole["go_rss_mb"],
                 "go_startup_s": whole["go_startup_s"],
             }
             out["prepare_ratio"] = round(out["prepare_p50_ms"] / out["go_prepare_p50_ms"], 2)
             out["unprepare_ratio"] = round(out["unprepare_p50_ms"] / out["go_unprepare_p50_ms"], 2)
+            out["nostatus_prepare_ratio"] = round(out["nostatus_prepare_p50_ms"] / out["go_prepare_p50_ms"], 2)
+            out["nostatus_unprepare_ratio"] = round(out["nostatus_unprepare_p50_ms"] / out["go_unprepare_p50_ms"], 2)
             out.update(_startups(kube, cp, work, startups))
             out.update(_mig_batches(kube, cp, work))
             out["load_1min_end"] = round(os.getloadavg()[0], 2)
             return out
 
 
+def _row(r: dict[str, Any], label: str, key: str, ratio: str = "") -> str:
+    row = f"{label:24}{r[key]:10.2f}{r['go_' + key]:10.2f}"
+    row += f"{r[ratio]:7.2f}x" if ratio else " " * 8
+    row += f"{r['nostatus_' + key]:11.2f}"
+    return row + (f"{r['nostatus_' + ratio]:7.2f}x" if ratio else "")
+
+
 def table(r: dict[str, Any]) -> str:
     rows = [
         f"whole-GPU, {r['claims']} claims, one per call (load {r['load_1min']} -> {r['load_1min_end']})",
-        f"{'':24}{'ours':>10}{'Go':>10}{'ratio':>8}",
-        f"{'prepare p50 ms':24}{r['prepare_p50_ms']:10.2f}{r['go_prepare_p50_ms']:10.2f}{r['prepare_ratio']:7.2f}x",
-        f"{'prepare p99 ms':24}{r['prepare_p99_ms']:10.2f}{r['go_prepare_p99_ms']:10.2f}",
-        f"{'unprepare p50 ms':24}{r['unprepare_p50_ms']:10.2f}{r['go_unprepare_p50_ms']:10.2f}{r['unprepare_ratio']:7.2f}x",
-        f"{'unprepare p99 ms':24}{r['unprepare_p99_ms']:10.2f}{r['go_unprepare_p99_ms']:10.2f}",
+        f"{'':24}{'ours':>10}{'Go':>10}{'ratio':>8}{'no status':>11}{'ratio':>8}",
+        _row(r, "prepare p50 ms", "prepare_p50_ms", "prepare_ratio"),
+        _row(r, "prepare p99 ms", "prepare_p99_ms"),
+        _row(r, "unprepare p50 ms", "unprepare_p50_ms", "unprepare_ratio"),
+        _row(r, "unprepare p99 ms", "unprepare_p99_ms"),
+        "(no status: ours with --claim-device-status=false, the same work as the Go plugin; ours unprepares once its",
+        f" status write has landed: prepare call -> status.devices visible p50 {r['status_visible_p50_ms']:.2f} ms)",
         f"{'empty gRPC call p50 ms':24}{r['grpc_baseline_p50_ms']:10.2f}",
         f"start-up, dgx-h100 MIG ({r['startup_devices']} devices), median:",
-        f"  -> registered {r['startup_registered_s']:.3f} s   -> slices published {r['startup_published_s']:.3f} s",
+        f"  -> registered {r['startup_registered_s']:.3f} s   -> slices published {r['startup_published_s']:.3f} s"
+        f"   -> GPU settings checked {r['startup_settings_s']:.3f} s",
         f"  RSS ours {r['rss_mb']:.1f} MB, Go plugin {r['go_rss_mb']:.1f} MB (Go start -> socket {r['go_startup_s']:.3f} s)",
         f"8 MIG 3g.20gb claims on 8 GPUs: one after another {r['mig8_sequential_ms']:.1f} ms, "
         f"one batch {r['mig8_concurrent_ms']:.1f} ms",

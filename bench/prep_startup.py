@@ -4,7 +4,8 @@
 watcher registers a plugin on that event (the plugin creates it after its DRA socket). "Published" is the
 moment the node's pool is complete in the API server: as many slices of the newest pool generation as
 ``resourceSliceCount`` says. Both are polled every 2 ms (the socket) and 10 ms (the API), which bounds the
-error of each figure.
+error of each figure. "Settings checked" is when start-up repair's GPU settings check, which runs after the
+first publication and holds each GPU's claims until its GPU is checked, logs that it is done (polled every 10 ms).
 """
 
 from __future__ import annotations
@@ -18,12 +19,19 @@ from dra_driver.k8s import Kube
 from e2e.plugin_node import DRIVER, PluginNode
 
 SLICES = "/apis/resource.k8s.io/v1/resourceslices"
+SETTINGS_CHECKED = "start-up repair: reset "  # kubelet_plugin/repair.py, DeferredSettings
+
+
+def settings_checked(node: PluginNode) -> bool:
+    """Has the plugin's start-up GPU settings check finished (claims on every GPU can go ahead)?"""
+    return SETTINGS_CHECKED in node.log_text()
 
 
 @dataclass(frozen=True)
 class Startup:
     registered_s: float
     published_s: float
+    settings_s: float
     devices: int
     rss_mb: float
 
@@ -64,4 +72,9 @@ def measure(node: PluginNode, kube: Kube, timeout_s: float = 60.0) -> Startup:
                 raise RuntimeError(f"slices not published within {timeout_s}s: {node.log_text()[-2000:]}")
             time.sleep(0.01)
     published = time.perf_counter() - t0
-    return Startup(registered, published, devices, rss_mb(node.process.pid))
+    rss = rss_mb(node.process.pid)
+    while not settings_checked(node):
+        if time.perf_counter() > deadline or not node.alive():
+            raise RuntimeError(f"GPU settings not checked within {timeout_s}s: {node.log_text()[-2000:]}")
+        time.sleep(0.01)
+    return Startup(registered, published, time.perf_counter() - t0, devices, rss)

@@ -70,13 +70,17 @@ def write_device_status(
     ref: ClaimRef,
     devices: tuple[DeviceRecord, ...],
     clog: logging.LoggerAdapter[logging.Logger],
+    read: dict[str, Any] | None = None,
 ) -> bool:
-    """Best effort: True once written; False (logged) when the claim is gone or the server refuses."""
+    """Best effort: True once written; False (logged) when the claim is gone or the server refuses.
+
+    ``read``: the claim as the prepare read it; the first attempt writes against it (its ``resourceVersion``)
+    instead of reading again, and a conflict (it changed since) is retried on a fresh read."""
     ours = status_devices(driver, devices)
     path = claim_path(ref)
     for _ in range(ATTEMPTS):
         try:
-            current = kube.get(path)
+            current, read = (read, None) if read is not None else (kube.get(path), None)
             if current is None or current["metadata"]["uid"] != ref.uid:
                 clog.info("not recording device status: the claim is gone")
                 return False

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import api.errors
 from dra_driver import errors
@@ -71,6 +71,7 @@ class GpuDriver:
         dynamic_mig: bool = True,
         answer_within_s: float = ANSWER_WITHIN_S,
         metrics: PluginMetrics | None = None,
+        device_status: bool = True,
     ) -> None:
         self.driver = driver
         self.node = node
@@ -81,6 +82,7 @@ class GpuDriver:
         self.mps_root = mps_root
         self.dynamic_mig = dynamic_mig
         self.answer_within_s = answer_within_s
+        self.device_status = device_status  # write status.devices after each prepare (claim_status.py)
         self.specs = SpecFiles(driver, cdi_dir, mig_minors, driver_edits)
         self.transaction = ClaimTransaction(checkpoint, hardware, self.specs)
         self.locks = GpuLocks()
@@ -172,9 +174,24 @@ class GpuDriver:
             planned = plan_claim(ctx, ref, claim, others)
             minors = {g.index: g.minor for g in ctx.inventory.gpus}
             completed = self.transaction.prepare(ref, planned, minors)
-        # best effort, off the kubelet's path
-        self._status_writer.submit(write_device_status, self.kube, self.driver, ref, completed, clog)
+        if self.device_status:
+            self._status_writer.submit(self._write_status, ref, completed, clog, claim)  # off the kubelet's path
         return tuple(d.to_kubelet() for d in completed)
+
+    def _write_status(
+        self,
+        ref: ClaimRef,
+        devices: tuple[DeviceRecord, ...],
+        clog: logging.LoggerAdapter[logging.Logger],
+        read: dict[str, Any],
+    ) -> None:
+        """Best effort: the claim's ``status.devices``, unless it was unprepared (or prepared again) before the
+        write's turn came: its devices are gone then, and a newer prepare writes its own."""
+        record = self.checkpoint.get(ref.uid)
+        if record is None or record.state != "PrepareCompleted" or record.devices != devices:
+            clog.info("not recording device status: the claim was unprepared meanwhile")
+            return
+        write_device_status(self.kube, self.driver, ref, devices, clog, read)
 
     # --- unprepare -----------------------------------------------------------------------------
 

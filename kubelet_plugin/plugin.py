@@ -2,8 +2,10 @@
 
 Start-up: settings -> Prometheus ``/metrics`` (``--metrics-port``, off by default; kubelet_plugin/metrics.py,
 docs/metrics.md) -> driver files under ``--driver-root`` -> NVML session (the driver root's
-``libnvidia-ml.so.1`` unless ``--nvml-lib``) -> API capabilities -> inventory -> checkpoint -> repair -> gRPC
-services (DRA socket, then registration) -> slice reconciler (ready after its first publication). A fatal error
+``libnvidia-ml.so.1`` unless ``--nvml-lib``) -> API capabilities -> inventory -> checkpoint -> repair (all but
+its GPU settings step; every GPU's lock taken) -> gRPC services (DRA socket, then registration) -> slice
+reconciler (ready after its first publication) -> repair's GPU settings check (``repair.DeferredSettings``:
+``nvidia-smi`` per GPU, each GPU's lock let go once it is checked). A fatal error
 at start-up (no driver under the driver root, no NVML, the metrics port in use) is one log line and exit code 1. A loop
 re-scans the hardware every ``rescan_seconds`` and hands the pool to the reconciler, which publishes it
 (no write when nothing changed), restores slices changed or deleted by others and retries while the API
@@ -47,12 +49,13 @@ from kubelet_plugin.metrics import MetricsServer, PluginMetrics
 from kubelet_plugin.modes_hardware import NvmlModeHardware
 from kubelet_plugin.modes_watch import STATE_FILE, GpuModesWatch
 from kubelet_plugin.mps_supervisor import MpsSupervisor
-from kubelet_plugin.repair import repair
+from kubelet_plugin.repair import DeferredSettings, repair
 from kubelet_plugin.settings import Settings, parse
 from kubelet_plugin.sharing import DriverTools
 
 log = logging.getLogger(__name__)
 HEALTHY, UNHEALTHY = 1, 2
+SETTINGS_WITHIN_S = 10.0  # start-up repair's GPU settings check waits this long at most for the first publication
 
 
 def _matching_nvml(files: DriverFiles, nvml_version: str) -> DriverFiles:
@@ -124,7 +127,9 @@ class Plugin:
             settings.state_dir / "mps",
             read_mig_minors(),
             driver_edits(self.driver_files),
+            dynamic_mig=self.caps.partitionable_devices,  # else claims get the static MIG devices that exist
             metrics=self.metrics,
+            device_status=settings.claim_device_status,
         )
         self.metrics.watch_gpus(lambda: self._inventory)
         self.gpu_modes = GpuModesWatch(  # NodeGpuModes: desired modes per GPU from the controller (modes_watch.py)
@@ -154,6 +159,7 @@ class Plugin:
         self.gpu_health = GpuHealth(settings.driver_name, settings.xid_quiet_seconds, settings.ignored_xids)
         self.events = EventWatcher(self.nvml, lambda: [(g.index, g.uuid) for g in self._inventory.gpus], self._on_event)
         self._rescan: threading.Thread | None = None
+        self._settings: DeferredSettings | None = None
 
     @staticmethod
     def _load_config(path: Path | None) -> PartitioningConfig:
@@ -220,13 +226,16 @@ class Plugin:
             if self.caps.partitionable_devices
             else []
         )
-        report = repair(self.driver, mig_gpus)
+        report = repair(self.driver, mig_gpus, settings=False)
         log.info("repair done: %s", report)
+        self._settings = DeferredSettings(self.driver)  # holds every GPU's lock until its settings are checked
         self.mps_supervisor.start()
         self.events.start()
         self.server.start()
         self.slices.start()
         self.publish()
+        # after registration and the first publication (nvidia-smi is slow), SETTINGS_WITHIN_S at the latest
+        self._settings.start(within_s=SETTINGS_WITHIN_S)
         self.gpu_modes.start()
         self._rescan = threading.Thread(target=self._rescan_loop, name="rescan", daemon=True)
         self._rescan.start()
@@ -262,6 +271,8 @@ class Plugin:
         if not self.ready.is_set():
             log.info("slices published: ready")
             self.ready.set()
+            if self._settings is not None:
+                self._settings.go()
 
     def _rescan_loop(self) -> None:
         while not self.stopping.wait(self.settings.rescan_seconds):
@@ -280,12 +291,16 @@ class Plugin:
 
     def stop(self) -> None:
         self.stopping.set()
+        if self._settings is not None:
+            self._settings.cancel()  # not checked yet: claims waiting for a GPU go on (and end) now
         self.server.stop()
         self.gpu_modes.stop()
         if self._rescan is not None:
             self._rescan.join(timeout=30)
         self.slices.stop()
         self.events.stop()
+        if self._settings is not None:
+            self._settings.join(timeout=30)  # nvidia-smi calls in flight end before NVML goes away
         self.mps_supervisor.stop()  # the daemons keep running for the containers and the next plugin
         self.driver.shutdown()  # finish claims in flight before NVML goes away
         self.nvml.close()

@@ -11,16 +11,19 @@
    (``mps_supervisor.reconcile``; while the plugin runs, ``MpsSupervisor`` keeps them running).
 6. GPU-wide settings no claim holds go back to the default, as read from the GPU: a time-slice interval
    (``nvidia-smi compute-policy -l``; left alone where it cannot be read) and the EXCLUSIVE_PROCESS compute
-   mode MPS needs (NVML).
+   mode MPS needs (NVML). The plugin runs this step after registration and publication, holding each GPU's
+   lock until that GPU is checked (``DeferredSettings``): a claim on a GPU waits for its check.
 
 Every step works through the claim transaction and the ``GpuHardware`` interface.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -44,15 +47,19 @@ class RepairReport:
     unprepares_finished: int = 0
     mps_started: int = 0
     mps_stopped: int = 0
-    settings_reset: int = 0
+    settings_reset: int | None = 0  # None: checked after start-up (DeferredSettings)
 
     def __str__(self) -> str:
         return (
             f"re-prepared {self.reprepared} claim(s) after reboot, rolled back {self.rolled_back} interrupted "
             f"prepare(s), finished {self.unprepares_finished} interrupted unprepare(s), destroyed "
             f"{self.partitions_destroyed} unowned MIG partition(s), removed {self.specs_removed} orphan CDI spec(s), "
-            f"started {self.mps_started} and stopped {self.mps_stopped} MPS control daemon(s), reset "
-            f"{self.settings_reset} GPU setting(s) no claim holds"
+            f"started {self.mps_started} and stopped {self.mps_stopped} MPS control daemon(s), "
+            + (
+                "GPU settings checked next, in the background"
+                if self.settings_reset is None
+                else f"reset {self.settings_reset} GPU setting(s) no claim holds"
+            )
         )
 
 
@@ -141,14 +148,21 @@ def _remove_orphan_specs(driver: GpuDriver) -> int:
     return removed
 
 
-def _restore_unused_settings(driver: GpuDriver) -> int:
-    """Time-slice intervals and compute modes that no recorded claim holds go back to the default.
-
-    The intervals are read for all GPUs at once (one ``nvidia-smi`` per GPU, run side by side: start-up waits
-    for them); a GPU whose read failed is handled, and reported, in the loop below."""
+def _claimed_settings(driver: GpuDriver) -> tuple[set[str], set[int]]:
+    """GPUs (by UUID) whose time-slice interval a recorded claim holds; GPUs (by index) an MPS claim holds."""
     devices = [d for r in driver.checkpoint.claims().values() for d in r.devices]
     sliced = {d.hardware.gpu_uuid for d in devices if isinstance(d.hardware, TimeSliceReplica)}
     mps = {d.hardware.gpu_index for d in devices if d.mps is not None and not isinstance(d.hardware, MigPartition)}
+    return sliced, mps
+
+
+def _restore_unused_settings(driver: GpuDriver, done: Callable[[int], None] = lambda _: None) -> int:
+    """Time-slice intervals and compute modes that no recorded claim holds go back to the default.
+
+    The intervals are read for all GPUs at once (one ``nvidia-smi`` per GPU, run side by side); a GPU whose
+    read failed is handled, and reported, in the loop below. ``done(index)`` is called once each GPU is
+    checked (also when its check failed)."""
+    sliced, mps = _claimed_settings(driver)
     gpus = driver.inventory().gpus
     to_read = [g.uuid for g in gpus if g.uuid not in sliced]
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(to_read))), thread_name_prefix="repair") as pool:
@@ -167,10 +181,67 @@ def _restore_unused_settings(driver: GpuDriver) -> int:
                 reset += 1
         except HARDWARE_ERRORS as exc:
             log.error("could not check the sharing settings of GPU %d (next start-up retries): %s", gpu.index, exc)
+        finally:
+            done(gpu.index)
     return reset
 
 
-def repair(driver: GpuDriver, dynamic_mig_gpus: Iterable[int]) -> RepairReport:
+class DeferredSettings:
+    """Step 6 (GPU-wide settings) off the start-up path: registration and publication do not wait for the
+    ``nvidia-smi`` reads. Made before the plugin serves, it takes every GPU's lock at once; ``start`` checks
+    the settings in a thread that lets go of each GPU's lock as soon as that GPU is checked. Until then a
+    prepare, unprepare or mode change of the GPU waits for its lock, so none sees (or changes) a setting the
+    check is about to reset, and the claims the check reads cannot change under it."""
+
+    def __init__(self, driver: GpuDriver) -> None:
+        self._driver = driver
+        self._held: dict[int, contextlib.ExitStack] = {}
+        for gpu in sorted(g.index for g in driver.inventory().gpus):  # index order, as GpuLocks.hold
+            stack = contextlib.ExitStack()
+            stack.enter_context(driver.locks.hold([gpu]))
+            self._held[gpu] = stack
+        self._thread: threading.Thread | None = None
+        self._go = threading.Event()
+        self._cancelled = False
+        self.reset: int | None = None  # how many settings were reset, once done
+
+    def _release(self, gpu: int) -> None:
+        stack = self._held.pop(gpu, None)
+        if stack is not None:
+            stack.close()
+
+    def _run(self, within_s: float) -> None:
+        self._go.wait(within_s)
+        try:
+            if not self._cancelled:
+                self.reset = _restore_unused_settings(self._driver, self._release)
+                log.info("start-up repair: reset %d GPU setting(s) no claim holds", self.reset)
+        except Exception:
+            log.exception("start-up repair of GPU settings failed (next start-up retries)")
+        finally:
+            for gpu in list(self._held):
+                self._release(gpu)
+
+    def start(self, within_s: float = 0.0) -> None:
+        """Check the settings once ``go`` is called, or ``within_s`` seconds from now at the latest."""
+        self._thread = threading.Thread(target=self._run, args=(within_s,), name="repair-settings", daemon=True)
+        self._thread.start()
+
+    def go(self) -> None:
+        self._go.set()
+
+    def cancel(self) -> None:
+        """Not checked at all (shutting down): every GPU's lock is let go."""
+        self._cancelled = True
+        self._go.set()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+def repair(driver: GpuDriver, dynamic_mig_gpus: Iterable[int], settings: bool = True) -> RepairReport:
+    """Steps 1-6; without ``settings`` steps 1-5 only (the plugin runs step 6 as ``DeferredSettings``)."""
     ckpt = driver.checkpoint
     reprepared = 0
     if ckpt.boot_changed:
@@ -189,7 +260,7 @@ def repair(driver: GpuDriver, dynamic_mig_gpus: Iterable[int]) -> RepairReport:
         unprepares_finished=finished,
         mps_started=mps.started,
         mps_stopped=mps.stopped,
-        settings_reset=_restore_unused_settings(driver),
+        settings_reset=_restore_unused_settings(driver) if settings else None,
     )
     log.info("start-up repair: %s", report)
     return report

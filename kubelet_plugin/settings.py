@@ -36,6 +36,7 @@ class Settings:
     ignored_xids: frozenset[int]  # XIDs caused by applications: never tainted
     pod_uid: str  # makes socket names unique per plugin pod (rolling updates)
     log_json: bool
+    claim_device_status: bool  # write prepared devices' UUIDs to the claim's status.devices (claim_status.py)
     boot_id_file: Path  # the kernel's boot ID; a change means the node rebooted since the checkpoint
     api_timeouts: (
         Timeouts  # connect / read timeout of every API request (one call must fit in the driver's answer budget)
@@ -89,6 +90,12 @@ _FLAGS: tuple[tuple[str, str, str, str], ...] = (
     ("--ignored-xids", "IGNORED_XIDS", "13,31,43,45,68,109", "XIDs caused by applications: never tainted"),
     ("--pod-uid", "POD_UID", "", "plugin pod UID, for unique socket names (default: pid)"),
     ("--log-json", "LOG_JSON", "false", "log JSON lines"),
+    (
+        "--claim-device-status",
+        "CLAIM_DEVICE_STATUS",
+        "true",
+        "write each prepared claim's device UUIDs to its status.devices, in the background (true or false)",
+    ),
     ("--boot-id-file", "BOOT_ID_FILE", "/proc/sys/kernel/random/boot_id", "the kernel's boot ID"),
     ("--api-connect-timeout", "API_CONNECT_TIMEOUT", "5", "seconds to wait for a connection to the API server"),
     ("--api-read-timeout", "API_READ_TIMEOUT", "15", "seconds to wait for each read of an API server answer"),
@@ -127,6 +134,7 @@ def parse(argv: list[str] | None = None) -> Settings:
         ignored_xids=_xids(parser, a.ignored_xids),
         pod_uid=a.pod_uid or str(os.getpid()),
         log_json=str(a.log_json).lower() in ("1", "true", "yes"),
+        claim_device_status=_bool(parser, "--claim-device-status", a.claim_device_status),
         boot_id_file=Path(a.boot_id_file),
         api_timeouts=_timeouts(parser, a.api_connect_timeout, a.api_read_timeout),
     )
@@ -151,6 +159,12 @@ def _number(
     if not low <= number <= high:
         parser.error(f"{flag}: {number:g} is out of range ({low:g}..{high:g})")
     return number
+
+
+def _bool(parser: argparse.ArgumentParser, flag: str, value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        parser.error(f"{flag}: {value!r} is not a boolean; valid: true, false")
+    return value.lower() == "true"
 
 
 def _xids(parser: argparse.ArgumentParser, value: str) -> frozenset[int]:

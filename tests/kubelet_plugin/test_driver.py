@@ -129,6 +129,44 @@ def test_device_uuids_are_merge_patched_into_status_keeping_other_drivers_entrie
     assert set(body["status"]) == {"devices"}  # never status.allocation
 
 
+def test_the_status_write_uses_the_prepares_read_and_reads_again_only_after_a_conflict(node: Node) -> None:
+    ref = node.api.add(claim("u1", [MIG_0]))
+    reads: list[str] = []
+    get = node.api.get
+    node.api.get = lambda path: reads.append(path) or get(path)  # type: ignore[method-assign]
+    driver = node.driver()
+    driver.prepare([ref])
+    driver.shutdown()  # waits for the status writer
+    assert len(reads) == 1 and len(node.api.patches) == 1  # the prepare's GET only
+    node.api.fail_patches.append(ApiError("PATCH", "/status", 409, '{"message": "the object has been modified"}'))
+    driver = node.driver()
+    driver.prepare([node.api.add(claim("u2", [MIG_1]))])
+    driver.shutdown()
+    assert len(reads) == 3 and len(node.api.patches) == 3  # the conflict: one fresh read, one more patch
+
+
+def test_no_status_is_written_for_a_claim_unprepared_before_the_writes_turn(node: Node) -> None:
+    ref = node.api.add(claim("u1", [MIG_0]))
+    driver = node.driver()
+    busy = threading.Event()
+    for _ in range(2):  # both status writers busy
+        driver._status_writer.submit(busy.wait, 30)
+    driver.prepare([ref])
+    driver.unprepare([ref])
+    busy.set()
+    driver.shutdown()
+    assert node.api.patches == [] and node.api.replaces == []
+
+
+def test_no_status_is_written_when_device_status_is_off(node: Node) -> None:
+    ref = node.api.add(claim("u1", [MIG_0]))
+    driver = node.driver()
+    driver.device_status = False  # --claim-device-status=false
+    assert not driver.prepare([ref])["u1"].error
+    driver.shutdown()
+    assert node.api.patches == [] and node.api.replaces == []
+
+
 def test_status_goes_back_with_a_put_where_the_server_refuses_the_patch_over_the_allocation(node: Node) -> None:
     ref = node.api.add(claim("u1", [MIG_0], config=[]))
     refused = '{"message": "status.allocation: Invalid value: null: field cannot be modified once set"}'

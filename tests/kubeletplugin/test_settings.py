@@ -83,3 +83,15 @@ def test_a_relative_host_driver_root_is_refused(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit):
         parse(["--node-name", "n", "--host-driver-root", "run/nvidia/driver"])
     assert "--host-driver-root: 'run/nvidia/driver' must be an absolute path" in capsys.readouterr().err
+
+
+def test_claim_device_status_is_on_unless_turned_off_and_only_true_or_false(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert parse(["--node-name", "n"]).claim_device_status is True
+    assert parse(["--node-name", "n", "--claim-device-status", "False"]).claim_device_status is False
+    monkeypatch.setenv("CLAIM_DEVICE_STATUS", "false")
+    assert parse(["--node-name", "n"]).claim_device_status is False
+    with pytest.raises(SystemExit):
+        parse(["--node-name", "n", "--claim-device-status", "off"])
+    assert "--claim-device-status: 'off' is not a boolean; valid: true, false" in capsys.readouterr().err
