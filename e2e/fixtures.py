@@ -5,7 +5,7 @@
 ``sandbox`` (session scope) starts one sandbox through the same path as ``dra-gpu sandbox up`` in a temporary
 work directory and stops it at the end of the session. Override ``sandbox_profile`` / ``sandbox_nodes`` (session
 fixtures) in a conftest.py to change what it starts. :func:`running_sandbox` starts a private one for tests that
-must stop or break it.
+must stop or break it, or that need one with some feature gates off (``gates_off``).
 
 The binaries come from :func:`sandbox.binaries.find_or_build`: set ``DRA_SANDBOX_BIN_DIR`` to skip a
 build, else the first run builds them into the cache (minutes).
@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
 from sandbox.commands import sandbox_down, sandbox_up
-from sandbox.featuregates import FeatureGates
+from sandbox.featuregates import OFF_ENV, FeatureGates
 from sandbox.layout import Layout
 from sandbox.status import State, Status, read_status
 
@@ -74,14 +74,17 @@ def running_sandbox(
     *,
     mode: str | None = None,
     kubelet: str = "simulated",
+    gates_off: Sequence[str] = (),
 ) -> Iterator[Sandbox]:
     """Start a sandbox in ``workdir`` and stop it on exit; ``up``'s output goes into the error if it fails.
+    ``gates_off``: feature gates set false on its control plane (``$DRA_SANDBOX_GATES_OFF``, see
+    sandbox/featuregates.py), e.g. ``("DRAPartitionableDevices",)`` for a cluster without partitionable devices.
 
     The sandbox also stops by itself within a second or two if this process dies (``owner_pid``), so an
     interrupted or killed test run leaves no control plane behind.
     """
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with contextlib.redirect_stdout(out), _env(OFF_ENV, ",".join(gates_off)):  # the supervisor inherits it
         code = sandbox_up(profile, nodes, workdir, owner_pid=os.getpid(), mode=mode, kubelet=kubelet)
     status = read_status(Layout(workdir))
     if code != 0 or status is None or status.state is not State.READY:
@@ -93,6 +96,20 @@ def running_sandbox(
     finally:
         with contextlib.redirect_stdout(io.StringIO()):
             sandbox_down(workdir)
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """``$name`` set to ``value`` (unset when empty) inside, as it was outside."""
+    before = os.environ.pop(name, None)
+    if value:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+        if before is not None:
+            os.environ[name] = before
 
 
 @pytest.fixture(scope="session")

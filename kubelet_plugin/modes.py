@@ -4,6 +4,8 @@
 ``Decision``: ``Keep`` (already there), ``Wait`` (a claim is allocated or prepared on it: Pending), ``Refuse``
 (unknown profile, a layout that does not fit, MIG on a GPU without it) or ``Change`` with the MIG mode the GPU
 must be in and, for a static layout, the exact placements to create (planned here, before any side effect).
+A GPU with MIG off lists no instance profiles (NVML shows them only while MIG is on), so there the layout is
+planned once MIG is on (``Change.after_mig_on``); if it does not fit then, MIG is switched off again.
 
 MIG mode per desired mode: ``mig`` needs it on; ``timeslice:N`` and ``shared`` need it off (CUDA sees no
 GPU outside MIG devices on a MIG-enabled GPU); ``whole`` leaves it as it is (a MIG-enabled GPU is claimed
@@ -47,6 +49,7 @@ class Refuse:
 class Change:
     mig_enabled: bool | None  # the MIG mode the GPU must be in (None: either)
     layout: tuple[tuple[str, int], ...] | None  # static layout: (profile, placement start) to create, in order
+    after_mig_on: tuple[str, ...] | None = None  # static layout to plan once MIG is on (MIG off: no profiles yet)
 
 
 Decision = Keep | Wait | Refuse | Change
@@ -140,20 +143,23 @@ def decide(gpu: Gpu, current: GpuModeSpec, desired: GpuModeSpec, busy: Iterable[
     need = mig_needed(desired)
     if need and not gpu.mig_capable:
         return Refuse(f"GPU {gpu.index} ({gpu.product_name}) cannot do MIG")
-    layout = None
+    layout, later = None, None
     if desired.mig_layout is not None:
         if partitionable:
             return Refuse(
                 "this cluster publishes partitionable devices, so MIG instances are made per claim: leave migLayout out"
             )
-        planned = plan_layout(gpu, desired.mig_layout)
-        if isinstance(planned, str):
-            return Refuse(planned)
-        layout = planned
+        if not gpu.mig_enabled:
+            later = desired.mig_layout
+        else:
+            planned = plan_layout(gpu, desired.mig_layout)
+            if isinstance(planned, str):
+                return Refuse(planned)
+            layout = planned
     reason = busy_reason(busy)
     if reason is not None:
         return Wait(reason)
-    return Change(need if gpu.mig_capable else None, layout)
+    return Change(need if gpu.mig_capable else None, layout, later)
 
 
 # -- status -----------------------------------------------------------------------------------------------------

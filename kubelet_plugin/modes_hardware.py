@@ -14,7 +14,9 @@ import logging
 import subprocess
 from typing import Protocol
 
+from dra_driver.inventory import MigProfile
 from dra_driver.nvml import mig, settings
+from dra_driver.nvml.discovery import mig_profiles
 from dra_driver.nvml.session import Nvml
 from kubelet_plugin.sharing import NVIDIA_SMI, TOOL_TIMEOUT_S, DriverTools, ToolFailed
 
@@ -37,6 +39,10 @@ class ModeHardware(Protocol):
         ...
 
     def create_layout(self, gpu_index: int, layout: tuple[tuple[str, int], ...]) -> None: ...
+
+    def mig_profiles(self, gpu_index: int) -> tuple[MigProfile, ...]:
+        """The GPU-instance profiles the GPU offers; NVML lists them only while MIG mode is on."""
+        ...
 
 
 class NvmlModeHardware:
@@ -65,6 +71,9 @@ class NvmlModeHardware:
         for gi_id, _, _ in found:
             mig.destroy_partition(self.nvml, gpu_index, gi_id)
         return len(found)
+
+    def mig_profiles(self, gpu_index: int) -> tuple[MigProfile, ...]:
+        return mig_profiles(self.nvml, self.nvml.device(gpu_index))
 
     def create_layout(self, gpu_index: int, layout: tuple[tuple[str, int], ...]) -> None:
         made: list[int] = []

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, assert_never
@@ -53,7 +54,7 @@ from dra_driver.resourceslice.backoff import Backoff
 from dra_driver.resourceslice.listwatch import ListWatch
 from kubelet_plugin.hardware import HARDWARE_ERRORS
 from kubelet_plugin.locks import GpuLocks
-from kubelet_plugin.modes import Change, Keep, Refuse, Wait, busy_reason, decide, gpu_status, node_status
+from kubelet_plugin.modes import Change, Keep, Refuse, Wait, busy_reason, decide, gpu_status, node_status, plan_layout
 from kubelet_plugin.modes_hardware import ModeHardware
 from kubelet_plugin.modes_state import CHANGING_FILE, load_changing, save_applied, save_changing
 from kubelet_plugin.modes_state import STATE_FILE as STATE_FILE
@@ -295,9 +296,17 @@ class GpuModesWatch:
                 blocked = self._mig_mode(gpu, change.mig_enabled)
                 if blocked is not None:
                     return blocked
-            if change.layout is not None:
+            layout = change.layout
+            if change.after_mig_on is not None:  # MIG was off: the GPU lists its profiles only now
+                on = replace(gpu, mig_enabled=True, mig_profiles=self.hardware.mig_profiles(gpu.index))
+                planned = plan_layout(on, change.after_mig_on)
+                if isinstance(planned, str):
+                    back = self._mig_mode(gpu, False)  # all or nothing: as it was
+                    return "Refused", planned + ("" if back is None else f"; MIG mode not set back off: {back[1]}")
+                layout = planned
+            if layout is not None:
                 try:
-                    self.hardware.create_layout(gpu.index, change.layout)
+                    self.hardware.create_layout(gpu.index, layout)
                 except HARDWARE_ERRORS as exc:
                     return (
                         "Refused",

@@ -4,17 +4,24 @@ A gate is passed (``--feature-gates=X=true``) to every component only when every
 its ``--help``. A gate missing from ``--help`` is probed with ``--feature-gates=X=true --version``: if that is
 accepted the gate is GA and locked on (setting it only earns a "will be removed" warning, so it is not passed);
 if it is rejected the gate is unknown to the binary (removed, or not yet added) or locked off.
+
+Gates named in ``$DRA_SANDBOX_GATES_OFF`` (comma-separated, from :data:`DRA_GATES`) are switched off instead
+(``--feature-gates=X=false``), for tests of a cluster without them; one that is GA in these binaries cannot be,
+and the start fails saying so.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from sandbox.errors import SandboxError
 
 DRA_GATES: tuple[str, ...] = (
     "DRAPartitionableDevices",
@@ -28,6 +35,8 @@ DRA_GATES: tuple[str, ...] = (
     "DRADeviceBindingConditions",
     "ResourceHealthStatus",
 )
+
+OFF_ENV = "DRA_SANDBOX_GATES_OFF"
 
 _HELP_GATE = re.compile(r"\bkube:([A-Za-z0-9]+)=true\|false \(([A-Z]+) - default=(true|false)\)")
 _PROBE_TIMEOUT_S = 30.0
@@ -50,6 +59,8 @@ class FeatureGates:
     """GA in these binaries: always on, not passed."""
     unavailable: tuple[str, ...]
     """Unknown to (or locked off in) at least one binary: not passed, not on."""
+    disabled: tuple[str, ...] = ()
+    """Asked off (``$DRA_SANDBOX_GATES_OFF``) and set to false on every component's command line."""
 
     @property
     def effective(self) -> tuple[str, ...]:
@@ -58,7 +69,7 @@ class FeatureGates:
 
     def flag(self) -> str:
         """Value of ``--feature-gates``; empty when nothing needs setting."""
-        return ",".join(f"{g}=true" for g in self.enabled)
+        return ",".join([f"{g}=true" for g in self.enabled] + [f"{g}=false" for g in self.disabled])
 
     def to_json(self) -> dict[str, list[str]]:
         return {
@@ -66,6 +77,7 @@ class FeatureGates:
             "enabled": list(self.enabled),
             "locked_on": list(self.locked_on),
             "unavailable": list(self.unavailable),
+            "disabled": list(self.disabled),
         }
 
     @classmethod
@@ -75,6 +87,7 @@ class FeatureGates:
             enabled=tuple(doc["enabled"]),
             locked_on=tuple(doc["locked_on"]),
             unavailable=tuple(doc["unavailable"]),
+            disabled=tuple(doc.get("disabled", ())),
         )
 
 
@@ -83,18 +96,46 @@ def settable_gates(help_text: str) -> frozenset[str]:
     return frozenset(m.group(1) for m in _HELP_GATE.finditer(help_text))
 
 
-def decide(requested: Sequence[str], per_binary: Mapping[str, Mapping[str, Availability]]) -> FeatureGates:
-    """Combine each binary's view of each requested gate into one consistent set."""
-    enabled, locked, unavailable = [], [], []
+class GateCannotBeOff(SandboxError):
+    pass
+
+
+def gates_off(value: str | None = None) -> tuple[str, ...]:
+    """The gates ``$DRA_SANDBOX_GATES_OFF`` (or ``value``) asks to switch off; an unknown name is an error."""
+    text = os.environ.get(OFF_ENV, "") if value is None else value
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in DRA_GATES]
+    if unknown:
+        raise GateCannotBeOff(f"{OFF_ENV}: unknown gate(s) {', '.join(unknown)}; valid: {', '.join(DRA_GATES)}")
+    return names
+
+
+def decide(
+    requested: Sequence[str], per_binary: Mapping[str, Mapping[str, Availability]], off: Sequence[str] = ()
+) -> FeatureGates:
+    """Combine each binary's view of each requested gate into one consistent set. Gates in ``off`` are set false
+    on every component; one unknown to every binary is off already; one locked on, or settable in only some
+    binaries, is an error."""
+    enabled, locked, unavailable, disabled = [], [], [], []
     for gate in requested:
         states = {view.get(gate, Availability.UNAVAILABLE) for view in per_binary.values()}
-        if states == {Availability.SETTABLE}:
+        if gate in off:
+            if states == {Availability.SETTABLE}:
+                disabled.append(gate)
+            elif states == {Availability.UNAVAILABLE}:
+                unavailable.append(gate)
+            else:
+                raise GateCannotBeOff(
+                    f"{OFF_ENV}: {gate} cannot be switched off on every component of these binaries "
+                    f"({', '.join(sorted(s.value for s in states))}): leave it out of {OFF_ENV}"
+                )
+        elif states == {Availability.SETTABLE}:
             enabled.append(gate)
         elif states == {Availability.LOCKED_ON}:
             locked.append(gate)
         else:
             unavailable.append(gate)
-    return FeatureGates(tuple(requested), tuple(enabled), tuple(locked), tuple(unavailable))
+    return FeatureGates(tuple(requested), tuple(enabled), tuple(locked), tuple(unavailable), tuple(disabled))
 
 
 def probe(binary: Path, gates: Sequence[str]) -> dict[str, Availability]:
@@ -111,10 +152,12 @@ def probe(binary: Path, gates: Sequence[str]) -> dict[str, Availability]:
 
 
 def resolve(binaries: Sequence[Path], requested: Sequence[str] = DRA_GATES) -> FeatureGates:
-    """Probe every binary and decide; the same set is then passed to all of them."""
+    """Probe every binary and decide; the same set is then passed to all of them. Gates named in
+    ``$DRA_SANDBOX_GATES_OFF`` are switched off (:func:`decide`)."""
+    off = gates_off()
     with ThreadPoolExecutor(max_workers=len(binaries) or 1) as pool:
         views = list(pool.map(lambda b: probe(b, requested), binaries))
-    return decide(requested, {str(b): v for b, v in zip(binaries, views, strict=True)})
+    return decide(requested, {str(b): v for b, v in zip(binaries, views, strict=True)}, off)
 
 
 def _run(binary: Path, *args: str) -> subprocess.CompletedProcess[str]:

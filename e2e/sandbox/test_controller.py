@@ -104,7 +104,9 @@ def test_three_waiting_replicas_switch_an_idle_whole_gpu_and_run(
     namespace: str,
 ) -> None:
     label = f"e2e-modes-{uuid.uuid4().hex[:6]}"
-    node = gpu_node("single-a100", labels={label: "true"}, mig_enabled=False)
+    # the profile's MIG mode (on), as an A100 often ships: used whole through its full-size instance; time-slicing
+    # needs MIG off, which on Ampere waits for a GPU reset, done by the driver root's (simulated) nvidia-smi
+    node = gpu_node("single-a100", labels={label: "true"})
     proc, port, log = controller(label)
     until(lambda: _http(port, "/readyz") == 200, f"controller ready (log: {log})", timeout=DEADLINE_S)
     template = claims.template(kube, namespace, class_name("timeslice"))
@@ -117,6 +119,7 @@ def test_three_waiting_replicas_switch_an_idle_whole_gpu_and_run(
     uuid0 = node.machine.state()["gpus"][0]["uuid"]
     assert obj["spec"]["gpus"] == [{"uuid": uuid0, "mode": "timeslice:4"}]
     running(kube, namespace, pods, node)  # the plugin applied it, the scheduler allocated the replicas
+    assert node.machine.state()["gpus"][0]["mig"] == {"current": 0, "pending": 0}  # MIG off after the reset
     message = f"{node.name} gpu-0: whole → timeslice:4 for 3 pending claims"
     for pod in pods:
         claim = claims.claim_of(kube, namespace, pod)
