@@ -121,6 +121,20 @@ def test_an_allocatable_node_shows_the_devices_it_would_take_and_nodes_without_p
     assert report.summary == "allocatable on 1 of 1 node(s)"
 
 
+def test_without_detail_only_nodes_that_take_the_claim_lose_their_facts_and_the_table_is_the_same(
+    single_a100: Inventory,
+) -> None:
+    taken = (holding(claim("held", "gpu"), "n2", "gpu-0"),)
+    every = slices(single_a100, "n1", Whole()) + slices(single_a100, "n2", Whole())
+    case = inputs([claim("w", "gpu")], every, [node("n1"), node("n2"), node("cpu-only")], taken)
+    full, short = analyse(case), analyse(case, detail=False)
+    assert [(n.node, n.verdict) for n in short.nodes] == [("n1", "allocatable"), ("n2", "unschedulable")]
+    assert short.skipped == full.skipped == 1
+    assert full.nodes[0].requests and not short.nodes[0].requests
+    assert short.nodes[1] == full.nodes[1] and short.nodes[0].devices == full.nodes[0].devices
+    assert render_table(short) == render_table(full)
+
+
 def test_a_pod_is_explained_only_on_nodes_it_may_use(single_a100: Inventory) -> None:
     every = slices(single_a100, "n1", Whole()) + slices(single_a100, "n2", Whole()) + slices(single_a100, "n3", Whole())
     cordoned = {**node("n3", pool="a"), "spec": {"unschedulable": True}}

@@ -12,6 +12,7 @@ from typing import Any
 
 from dra_driver.errors import ConfigError
 from dra_driver.structured.diagnose import diagnose
+from dra_driver.structured.evaluate import ReportMemo
 from dra_driver.structured.model import Claim, ClusterState, Node
 from dra_driver.structured.outcome import Allocation, Failed, Outcome, Unsatisfiable
 from dra_driver.structured.parse import parse_claim
@@ -33,12 +34,18 @@ def allocate(cluster: ClusterState, claim: ClaimInput, node: Node, *, max_steps:
 
 
 def allocate_claims(
-    cluster: ClusterState, claims: Sequence[ClaimInput], node: Node, *, max_steps: int | None = None
+    cluster: ClusterState,
+    claims: Sequence[ClaimInput],
+    node: Node,
+    *,
+    max_steps: int | None = None,
+    reports: ReportMemo | None = None,
 ) -> Outcome:
     """Allocate all of a pod's unallocated claims together on ``node`` (the first solution found).
 
     ``max_steps`` bounds the search (the scheduler bounds it with a 10 s Filter timeout): when it runs
     out, the outcome is ``Failed`` like the scheduler's "timed out trying to allocate devices".
+    ``reports``: where the per-request reports behind ``Unsatisfiable.reasons`` are left (``diagnose``).
     """
     parsed = as_claims(claims)
     if (early := precheck(cluster, parsed, node)) is not None:
@@ -59,7 +66,7 @@ def allocate_claims(
         return Failed(node.name, str(e))
     except OutOfSteps:
         return Failed(node.name, f"node {node.name}: timed out trying to allocate devices")
-    reasons = diagnose(cluster, parsed, pools, node, max_steps)
+    reasons = diagnose(cluster, parsed, pools, node, max_steps, reports)
     if any(p.invalid is not None for p in pools):
         return Unsatisfiable(node.name, "invalid resource pools were encountered", reasons)
     return Unsatisfiable(node.name, "cannot allocate all claims", reasons)

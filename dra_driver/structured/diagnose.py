@@ -18,6 +18,7 @@ from dra_driver.structured.evaluate import (
     NO_CAPACITY,
     NO_COUNTERS,
     TAINTED,
+    ReportMemo,
     RequestReport,
     claim_reports,
 )
@@ -41,8 +42,16 @@ from dra_driver.structured.search import Fatal, OutOfSteps, Search
 
 
 def diagnose(
-    cluster: ClusterState, claims: Sequence[Claim], pools: Sequence[Pool], node: Node, max_steps: int | None = None
+    cluster: ClusterState,
+    claims: Sequence[Claim],
+    pools: Sequence[Pool],
+    node: Node,
+    max_steps: int | None = None,
+    reports: ReportMemo | None = None,
 ) -> tuple[Reason, ...]:
+    """``reports``: claim index -> its ``claim_reports``, filled in here, so a caller that needs them too
+    (``explain``) does not judge every device again."""
+    memo: ReportMemo = {} if reports is None else reports
     pool_notes: list[Reason] = []
     for pool in pools:
         if pool.incomplete:
@@ -51,8 +60,10 @@ def diagnose(
             pool_notes.append(InvalidPool(str(pool.id), pool.invalid))
     found: list[Reason] = []
     names: list[str] = []
-    for claim in claims:
-        for name, alternatives in claim_reports(cluster, pools, node, claim):
+    for ci, claim in enumerate(claims):
+        if ci not in memo:
+            memo[ci] = claim_reports(cluster, pools, node, claim)
+        for name, alternatives in memo[ci]:
             names.append(name)
             if not any(r.satisfiable for r in alternatives):
                 for report in alternatives:

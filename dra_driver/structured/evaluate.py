@@ -152,9 +152,11 @@ def _judge(
     return DeviceStatus(device_id, USABLE)
 
 
-def claim_reports(
-    cluster: ClusterState, pools: Sequence[Pool], node: Node, claim: Claim
-) -> tuple[tuple[str, tuple[RequestReport, ...]], ...]:
+ClaimReports = tuple[tuple[str, tuple[RequestReport, ...]], ...]
+ReportMemo = dict[int, ClaimReports]  # claim index -> its reports, for one cluster, node and list of claims
+
+
+def claim_reports(cluster: ClusterState, pools: Sequence[Pool], node: Node, claim: Claim) -> ClaimReports:
     """Per request of the claim: its name and one report per alternative (one for ``exactly``)."""
     out = []
     for request in claim.requests:

@@ -14,7 +14,7 @@ from dra_driver.cel import Quantity
 from dra_driver.errors import ConfigError
 from dra_driver.structured import counters
 from dra_driver.structured.allocate import ClaimInput, allocate_claims, as_claims
-from dra_driver.structured.evaluate import RequestReport, claim_reports
+from dra_driver.structured.evaluate import ReportMemo, RequestReport, claim_reports
 from dra_driver.structured.model import Claim, ClusterState, Node
 from dra_driver.structured.outcome import Allocation, Failed, Outcome, Unsatisfiable
 from dra_driver.structured.pools import gather_pools
@@ -62,10 +62,20 @@ def _headline(outcome: Outcome) -> str:
 
 
 def explain(
-    cluster: ClusterState, claims: ClaimInput | Sequence[ClaimInput], node: Node, *, max_steps: int | None = None
+    cluster: ClusterState,
+    claims: ClaimInput | Sequence[ClaimInput],
+    node: Node,
+    *,
+    max_steps: int | None = None,
+    outcome: Outcome | None = None,
+    reports: ReportMemo | None = None,
 ) -> Explanation:
+    """``outcome``: what ``allocate_claims`` gave for the same inputs, when the caller has it already, and
+    ``reports`` the memo it was given (the requests judged while finding the reasons are not judged again)."""
     parsed = as_claims([claims] if isinstance(claims, (Claim, Mapping)) else claims)
-    outcome = allocate_claims(cluster, parsed, node, max_steps=max_steps)
+    memo: ReportMemo = {} if reports is None else reports
+    if outcome is None:
+        outcome = allocate_claims(cluster, parsed, node, max_steps=max_steps, reports=memo)
     try:
         pools = gather_pools(cluster, node)
     except ConfigError:
@@ -86,10 +96,8 @@ def explain(
         )
         for p in pools
     )
-    requests = tuple(
-        report
-        for claim in parsed
-        for _, alternatives in claim_reports(cluster, pools, node, claim)
-        for report in alternatives
-    )
+    for ci, claim in enumerate(parsed):
+        if ci not in memo:
+            memo[ci] = claim_reports(cluster, pools, node, claim)
+    requests = tuple(report for ci in range(len(parsed)) for _, alternatives in memo[ci] for report in alternatives)
     return Explanation(node.name, outcome, pool_reports, requests)

@@ -112,8 +112,23 @@ def _shared_consumption(
 
 
 def _consumption(raw: Obj) -> CounterConsumption:
-    counters = tuple((k, str(v["value"])) for k, v in (raw.get("counters") or {}).items())
-    return _shared_consumption(str(raw["counterSet"]), counters, tuple(raw.get("compatibilityGroups") or ()))
+    counters = tuple([(k, str(v["value"])) for k, v in (raw.get("counters") or {}).items()])
+    groups = raw.get("compatibilityGroups")
+    return _shared_consumption(str(raw["counterSet"]), counters, tuple(groups) if groups else ())
+
+
+_capacities: dict[tuple[tuple[str, str], ...], Mapping[str, Capacity]] = {}
+
+
+def _plain_capacities(raw: Mapping[str, Any]) -> Mapping[str, Capacity]:
+    """Capacities without request policies, one shared (never changed) mapping per distinct set of values."""
+    key = tuple([(k, str(v["value"])) for k, v in raw.items()])
+    found = _capacities.get(key)
+    if found is None:
+        if len(_capacities) >= 4096:
+            _capacities.clear()
+        found = _capacities[key] = {k: _plain_capacity(v) for k, v in key}
+    return found
 
 
 def _attributes(raw: Obj) -> Mapping[str, Obj]:
@@ -127,28 +142,39 @@ def _attributes(raw: Obj) -> Mapping[str, Obj]:
     return attributes
 
 
+_new = object.__new__
+
+
 def _device(driver: str, raw: Obj) -> Device:
     # the common shapes cheaply: parsing is per device, 200 per MIG node (docs/benchmarks.md)
     per_device = "nodeName" in raw or "nodeSelector" in raw or "allNodes" in raw
-    consumes, taints = raw.get("consumesCounters"), raw.get("taints")
-    return Device(
+    consumes, taints, capacity = raw.get("consumesCounters"), raw.get("taints"), raw.get("capacity")
+    if not capacity:
+        capacities: Mapping[str, Capacity] = {}
+    elif any(v.get("requestPolicy") is not None for v in capacity.values()):
+        capacities = {k: _capacity(v) for k, v in capacity.items()}
+    else:
+        capacities = _plain_capacities(capacity)
+    conditions = raw.get("bindingConditions")
+    device = _new(Device)
+    # Device's own __init__ sets its fields one by one through object.__setattr__ (it is frozen): a tenth of
+    # the parse. Every field is set here, in the same form __init__ would give it.
+    device.__dict__.update(
         name=str(raw["name"]),
         driver=driver,
         attributes=_attributes(raw),
-        capacity={
-            k: _plain_capacity(str(v["value"])) if v.get("requestPolicy") is None else _capacity(v)
-            for k, v in (raw.get("capacity") or {}).items()
-        },
-        consumes_counters=tuple(_consumption(c) for c in consumes) if consumes else (),
+        capacity=capacities,
+        consumes_counters=tuple([_consumption(c) for c in consumes]) if consumes else (),
         taints=tuple(Taint(str(t["key"]), str(t.get("value") or ""), str(t.get("effect") or "")) for t in taints)
         if taints
         else (),
         node=_node_selection(raw) if per_device else None,
         allow_multiple_allocations=bool(raw.get("allowMultipleAllocations", False)),
         binds_to_node=bool(raw.get("bindsToNode", False)),
-        binding_conditions=tuple(raw.get("bindingConditions") or ()),
+        binding_conditions=tuple(conditions) if conditions else (),
         source=raw,
     )
+    return device
 
 
 def parse_slice(obj: Obj) -> Slice:

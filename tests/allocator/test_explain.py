@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from dra_driver.structured import Allocation, Failed, Unsatisfiable, explain
+import sys
+from typing import Any
+
+from pytest import MonkeyPatch
+
+from dra_driver.structured import Allocation, Failed, Unsatisfiable, allocate_claims, evaluate, explain
 from dra_driver.structured.evaluate import IN_USE, NO_COUNTERS, TAINTED, USABLE
 from dra_driver.structured.reasons import CountersExhausted, DevicesContended
 from tests.allocator.builders import (
@@ -92,3 +97,25 @@ def test_all_devices_usable_when_the_claim_fits() -> None:
     (gpu,) = report.requests
     assert [d.state for d in gpu.devices] == [USABLE, USABLE] and gpu.needed == 2
     assert isinstance(report.outcome, Allocation)
+
+
+def test_an_unsatisfiable_claim_judges_its_requests_once_and_explains_the_same(monkeypatch: MonkeyPatch) -> None:
+    state = cluster([resource_slice("s", gpus(2))], allocated_claims=[allocated("old", result("gpu-1"))])
+    want = claim("c", exact("gpu", "gpu", 2))
+    plain = explain(state, want, NODE)
+    calls: list[str] = []
+    judge = evaluate.claim_reports
+
+    def counted(*args: Any) -> evaluate.ClaimReports:
+        calls.append("judged")
+        return judge(*args)
+
+    for module in ("diagnose", "explain"):  # the package's names are its functions: the modules by path
+        monkeypatch.setattr(sys.modules[f"dra_driver.structured.{module}"], "claim_reports", counted)
+    memo: evaluate.ReportMemo = {}
+    outcome = allocate_claims(state, [want], NODE, reports=memo)
+    shared = explain(state, want, NODE, outcome=outcome, reports=memo)
+    assert isinstance(outcome, Unsatisfiable) and calls == ["judged"]
+    assert shared == plain
+    calls.clear()
+    assert explain(state, want, NODE) == plain and calls == ["judged"]
