@@ -132,10 +132,11 @@ def device_classes_installed(kube: Kube) -> None:
 def gpumodes_crd(kube: Kube) -> None:
     """The NodeGpuModes CRD installed as ``sandbox up`` does, and served; the plugins' watches then find it."""
     install_crds(kube)
-    until(lambda: _listable(kube), "NodeGpuModes listable")
+    until(lambda: gpumodes_listable(kube), "NodeGpuModes listable")
 
 
-def _listable(kube: Kube) -> bool:
+def gpumodes_listable(kube: Kube) -> bool:
+    """Whether NodeGpuModes objects can be listed (the CRD is installed and served)."""
     try:
         kube.list(resource_path(gpumodes.API_VERSION, gpumodes.PLURAL))
     except ApiError:

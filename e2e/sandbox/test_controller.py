@@ -11,7 +11,6 @@ import contextlib
 import io
 import json
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from api.gpumodes import API_VERSION, PLURAL
 from cli.main import main as cli_main
@@ -29,63 +27,26 @@ from controller.leader import LeaderElector
 from dra_driver.classes import class_name
 from dra_driver.k8s import Kube, resource_path
 from e2e import claims
+from e2e.controller_proc import Controllers, http_status
 from e2e.fixtures import Sandbox
 from e2e.plugin_node import PluginNode
 from e2e.plugin_pods import delete_all, running
 from e2e.wait import until
-from sandbox.ports import pick_free_ports
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed", "gpumodes_crd")]
 R = "/apis/resource.k8s.io/v1"
 DEADLINE_S = 60
 
 
-def _http(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-    except OSError:
-        return 0
+_http = http_status
 
 
 @pytest.fixture
 def controller(sandbox: Sandbox, tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], int, Path]]]:
     """``controller(label, dry_run=False)``: ``python -m controller`` acting only on nodes labelled ``label=true``."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(label: str, dry_run: bool = False) -> tuple[subprocess.Popen[bytes], int, Path]:
-        policy = tmp_path / "policy.yaml"
-        policy.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "gpu.dra-driver.dev/v1alpha1",
-                    "kind": "ModePolicy",
-                    "nodeSelector": {label: "true"},
-                    "pendingGraceSeconds": 3,
-                    "cooldownSeconds": 30,
-                    "dryRun": dry_run,
-                }
-            )
-        )
-        (port,) = pick_free_ports(1)
-        log = tmp_path / "controller.log"
-        argv = [
-            sys.executable, "-m", "controller", "--kubeconfig", str(sandbox.kubeconfig), "--policy", str(policy),
-            "--address", "127.0.0.1", "--port", str(port), "--resync-seconds", "1",
-            "--lease-name", f"e2e-{uuid.uuid4().hex[:6]}", "--lease-namespace", "default",
-        ]  # fmt: skip
-        with log.open("ab") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        started.append(proc)
-        return proc, port, log
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(20)
+    procs = Controllers(sandbox.kubeconfig, tmp_path)
+    yield lambda label, dry_run=False: procs.start(label, dry_run=dry_run)
+    procs.close()
 
 
 def _events(kube: Kube, ns: str, claim: str) -> list[str]:
@@ -153,7 +114,7 @@ def test_a_gpu_with_a_running_pod_is_not_changed_whatever_the_demand(
     assert kube.get(resource_path(API_VERSION, PLURAL, node.name)) is None  # nothing was asked of the node
     out = io.StringIO()
     with contextlib.redirect_stdout(out):  # dra-gpu plan, live, with the same policy: the same answer
-        assert cli_main(["plan", "--kubeconfig", str(sandbox.kubeconfig), "--policy", str(log.parent / "policy.yaml"),
+        assert cli_main(["plan", "--kubeconfig", str(sandbox.kubeconfig), "--policy", str(log.with_suffix(".policy.yaml")),
                          "-o", "json"]) == 0  # fmt: skip
     plan = json.loads(out.getvalue())
     mine = [u for u in plan["unhelped"] if u["claim"] == f"{namespace}/{claim['metadata']['name']}"]

@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -30,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from api.gpumodes import API_VERSION, KIND, PLURAL
 from cli.main import main as cli_main
@@ -38,12 +36,11 @@ from controller.planner.world import HISTORY_ANNOTATION
 from dra_driver.classes import class_name
 from dra_driver.k8s import ApiError, Kube, resource_path
 from e2e import claims
+from e2e.controller_proc import Controllers
 from e2e.fixtures import Sandbox
 from e2e.plugin_node import PluginNode
 from e2e.plugin_pods import delete_all, running
-from e2e.sandbox.test_controller import _http
 from e2e.wait import until
-from sandbox.ports import pick_free_ports
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed", "gpumodes_crd")]
 DEADLINE_S = 60
@@ -66,41 +63,14 @@ class Controller:
 @pytest.fixture
 def controllers(sandbox: Sandbox, tmp_path: Path) -> Iterator[Callable[[str, str, str], Controller]]:
     """``start(label, lease, identity)``: ``python -m controller`` on the nodes labelled ``label=true``."""
-    started: list[subprocess.Popen[bytes]] = []
+    procs = Controllers(sandbox.kubeconfig, tmp_path)
 
     def start(label: str, lease: str, identity: str) -> Controller:
-        policy = tmp_path / "policy.yaml"
-        policy.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "gpu.dra-driver.dev/v1alpha1",
-                    "kind": "ModePolicy",
-                    "nodeSelector": {label: "true"},
-                    "pendingGraceSeconds": 2,
-                    "cooldownSeconds": 60,
-                }
-            )
-        )
-        (port,) = pick_free_ports(1)
-        log = tmp_path / f"controller-{identity}.log"
-        argv = [
-            sys.executable, "-m", "controller", "--kubeconfig", str(sandbox.kubeconfig), "--policy", str(policy),
-            "--address", "127.0.0.1", "--port", str(port), "--resync-seconds", "1", "--identity", identity,
-            "--lease-name", lease, "--lease-namespace", "default",
-            "--lease-seconds", str(LEASE_S), "--renew-seconds", "0.5",
-        ]  # fmt: skip
-        with log.open("ab") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        started.append(proc)
-        ctl = Controller(proc, port, log, identity)
-        until(lambda: _http(port, "/readyz") == 200, f"controller {identity} ready (log: {log})", timeout=DEADLINE_S)
-        return ctl
+        proc, port, log = procs.start(label, grace_s=2, cooldown_s=60, lease=lease, identity=identity, lease_s=LEASE_S)
+        return Controller(proc, port, log, identity)
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(20)
+    procs.close()
 
 
 @dataclass
@@ -193,7 +163,7 @@ def test_a_controller_killed_mid_change_and_restarted_writes_no_second_change(
                 timeout=DEADLINE_S,
             )
         assert modes.get() == written  # untouched while it was in flight
-        report = _explain(sandbox, second.log.parent / "policy.yaml", namespace, pods[0])
+        report = _explain(sandbox, second.log.with_suffix(".policy.yaml"), namespace, pods[0])
         assert [(r["node"], r["uuid"], r["desired"], r["state"]) for r in report["running"]] == [
             (node.name, gpu, "timeslice:4", "NotReported")
         ]

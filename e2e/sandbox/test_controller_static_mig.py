@@ -14,10 +14,6 @@ names the change.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from functools import partial
@@ -25,21 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from api import gpumodes
 from dra_driver.classes import class_name, device_classes
-from dra_driver.k8s import ApiError, Kube, resource_path
+from dra_driver.k8s import Kube, resource_path
 from dra_driver.resourceslice.probe import probe
 from dra_driver.slices.devices import label
 from e2e import claims
+from e2e.conftest import gpumodes_listable
+from e2e.controller_proc import Controllers
 from e2e.fixtures import Sandbox, running_sandbox
 from e2e.plugin_node import PluginNode
 from e2e.plugin_pods import delete_all, running
 from e2e.wait import until
 from nvml_sim.machine import model_of
 from sandbox.classes import install_crds
-from sandbox.ports import pick_free_ports
 
 pytestmark = [pytest.mark.sandbox]
 R = "/apis/resource.k8s.io/v1"
@@ -74,56 +70,19 @@ def cluster_ready(sandbox: Sandbox, kube: Kube) -> None:
     for c in device_classes(caps=caps):
         kube.create(f"{R}/deviceclasses", c)
     install_crds(kube)
-    until(lambda: _listable(kube), "NodeGpuModes listable")
-
-
-def _listable(kube: Kube) -> bool:
-    try:
-        kube.list(resource_path(gpumodes.API_VERSION, gpumodes.PLURAL))
-    except ApiError:
-        return False
-    return True
+    until(lambda: gpumodes_listable(kube), "NodeGpuModes listable")
 
 
 @pytest.fixture
 def controller(sandbox: Sandbox, tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
     """``python -m controller`` acting only on nodes labelled ``(label)=true``: (label, metrics port, log)."""
     label = f"e2e-static-{uuid.uuid4().hex[:6]}"
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "gpu.dra-driver.dev/v1alpha1",
-                "kind": "ModePolicy",
-                "nodeSelector": {label: "true"},
-                "pendingGraceSeconds": 3,
-                "cooldownSeconds": 30,
-            }
-        )
-    )
-    (port,) = pick_free_ports(1)
-    log = tmp_path / "controller.log"
-    argv = [
-        sys.executable, "-m", "controller", "--kubeconfig", str(sandbox.kubeconfig), "--policy", str(policy),
-        "--address", "127.0.0.1", "--port", str(port), "--resync-seconds", "1",
-        "--lease-name", f"e2e-{uuid.uuid4().hex[:6]}", "--lease-namespace", "default",
-    ]  # fmt: skip
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    procs = Controllers(sandbox.kubeconfig, tmp_path)
     try:
-        until(lambda: _ready(port), f"controller ready (log: {log})", timeout=DEADLINE_S)
+        _, port, log = procs.start(label)
         yield label, port, log
     finally:
-        proc.terminate()
-        proc.wait(20)
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-            return int(r.status) == 200
-    except (urllib.error.HTTPError, OSError):
-        return False
+        procs.close()
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
@@ -200,6 +159,6 @@ def test_mig_demand_without_partitionable_devices_gets_a_static_layout_that_fits
         assert claim is not None
         name = str(claim["metadata"]["name"])
         assert until(partial(_notes, kube, namespace, name, message), f"an Event on {name} naming the change")
-        (device,) = claims.allocated_devices(kube, namespace, pod) or [None]
-        assert device is not None and f"-mig-{label(profile)}-" in device, (profile, device)
+        devices = claims.allocated_devices(kube, namespace, pod) or []
+        assert len(devices) == 1 and f"-mig-{label(profile)}-" in devices[0], (profile, devices)
     delete_all(kube, namespace, pods)
