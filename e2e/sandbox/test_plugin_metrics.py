@@ -63,12 +63,16 @@ def test_a_scrape_sees_the_published_pool_then_a_prepare_and_an_unprepare_move_t
     metrics_node: tuple[PluginNode, str], kube: Kube, namespace: str
 ) -> None:
     node, url = metrics_node
-    published = sum(
-        len(s["spec"].get("devices") or [])
-        for s in kube.list(f"{R}/resourceslices", fieldSelector=f"spec.nodeName={node.name},spec.driver={DRIVER}")
-    )
+
+    def published() -> int:
+        query = f"spec.nodeName={node.name},spec.driver={DRIVER}"
+        return sum(len(s["spec"].get("devices") or []) for s in kube.list(f"{R}/resourceslices", fieldSelector=query))
+
+    # the plugin registers before it publishes: wait for both the gauge and the slices the API server holds
     before = scrape_until(url, lambda s: value(s, "dra_gpu_published_devices") > 0, "the published-devices gauge")
-    assert value(before, "dra_gpu_published_devices") == published == 7 + 7 + 4 + 3 + 2 + 1 + 1 + 1
+    gauge = value(before, "dra_gpu_published_devices")
+    until(lambda: published() == gauge, f"the {gauge:g} published devices in the API server", timeout=30)
+    assert gauge == 7 + 7 + 4 + 3 + 2 + 1 + 1 + 1
     assert value(before, "dra_gpu_slice_writes_total", operation="create") >= 2  # counters + devices
     assert value(before, "dra_gpu_prepare_duration_seconds_count", result="success") == 0
     assert value(before, "dra_gpu_prepared_devices", kind="mig") == 0
