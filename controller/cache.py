@@ -98,5 +98,9 @@ class ClusterCache:
     def synced(self) -> bool:
         return all(c.synced.is_set() for c in self.collections.values())
 
+    def unsynced(self) -> list[str]:
+        """The collections not listed yet."""
+        return sorted(k for k, c in self.collections.items() if not c.synced.is_set())
+
     def items(self, kind: str) -> list[Obj]:
         return self.collections[kind].items()

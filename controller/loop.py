@@ -63,6 +63,8 @@ class Reconciler:
         self.wake = threading.Event()
         self.cache = ClusterCache(kube, self.wake.set)
         self.last_pass = 0.0  # monotonic time of the last loop pass (liveness)
+        self._last_summary: tuple[object, ...] = ()
+        self._unsynced: list[str] = []
 
     def reconcile(self) -> Decision:
         now = self.clock()
@@ -70,6 +72,13 @@ class Reconciler:
         started = time.perf_counter()
         decision = decide(world, self.policy, now)
         self.metrics.observe(decision, time.perf_counter() - started)
+        summary = (len(decision.changes), decision.schedulable, decision.waiting, decision.unhelped, decision.young)
+        if summary != self._last_summary:  # what the controller thinks, once per change of mind
+            self._last_summary = summary
+            log.info(
+                "decision: %d change(s), %d schedulable, %d waiting for a change, %d unhelped, %d young",
+                *(len(x) if isinstance(x, tuple) else x for x in summary),
+            )
         nodes = {c.node for c in decision.changes}
         written = nodes if self.policy.dry_run else self._write(decision, world, now)
         self._tell(decision, world, written)
@@ -116,6 +125,9 @@ class Reconciler:
             self.wake.clear()
             self.metrics.leader.set(1 if self.leading.is_set() else 0)
             if not self.leading.is_set() or not self.cache.synced:
+                if self.leading.is_set() and (unsynced := self.cache.unsynced()) != self._unsynced:
+                    self._unsynced = unsynced
+                    log.info("leading, waiting for the cache to list %s", ", ".join(unsynced))
                 continue
             try:
                 self.reconcile()

@@ -40,12 +40,15 @@ class TestPlugin:
         plugins_dir: Path,
         versions: tuple[str, ...] = proto.DRA_VERSIONS,
         fail: dict[str, str] | None = None,
+        refuse_get_info: int = 0,
     ) -> None:
         self.driver = driver
         self.reg_socket = registry_dir / f"{driver}-reg.sock"
         self.dra_socket = plugins_dir / driver / "dra.sock"
         self.versions = versions
         self.fail = fail or {}
+        self.refuse_get_info = refuse_get_info  # the first N GetInfo calls fail (UNAVAILABLE), as a hung plugin's do
+        self.get_info_calls = 0
         self.calls = Calls()
         self._servers: list[grpc.Server] = []
 
@@ -86,6 +89,11 @@ class TestPlugin:
 
         class Registration(reg_grpc.RegistrationServicer):  # type: ignore[misc]
             def GetInfo(self, request: Any, context: Any) -> Any:
+                with plugin.calls.lock:
+                    plugin.get_info_calls += 1
+                    refuse = plugin.get_info_calls <= plugin.refuse_get_info
+                if refuse:
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "not ready")
                 return reg_pb.PluginInfo(
                     type=proto.PLUGIN_TYPE,
                     name=plugin.driver,

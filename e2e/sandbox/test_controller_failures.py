@@ -24,6 +24,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from e2e.wait import until
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("device_classes_installed", "gpumodes_crd")]
 DEADLINE_S = 60
+GRACE_S = 2
 LEASE_S = 3  # short, so that a restarted controller, or one cut off by the outage, takes over within seconds
 
 
@@ -66,7 +68,9 @@ def controllers(sandbox: Sandbox, tmp_path: Path) -> Iterator[Callable[[str, str
     procs = Controllers(sandbox.kubeconfig, tmp_path)
 
     def start(label: str, lease: str, identity: str) -> Controller:
-        proc, port, log = procs.start(label, grace_s=2, cooldown_s=60, lease=lease, identity=identity, lease_s=LEASE_S)
+        proc, port, log = procs.start(
+            label, grace_s=GRACE_S, cooldown_s=60, lease=lease, identity=identity, lease_s=LEASE_S
+        )
         return Controller(proc, port, log, identity)
 
     yield start
@@ -147,10 +151,13 @@ def test_a_controller_killed_mid_change_and_restarted_writes_no_second_change(
     node = gpu_node("single-a100", labels={label: "true"}, mig_enabled=False)
     gpu = node.machine.state()["gpus"][0]["uuid"]
     modes = Modes(kube, node.name)
-    first = controllers(label, lease, "ctl-1")
     assert node.process is not None
     with stopped(node.process.pid):  # the plugin cannot apply anything: the change stays in flight
         pods = _timeslice_pods(kube, namespace, node)
+        # all three pods past the pending grace before ctl-1 looks, so that it decides for all of them at once
+        # (creation timestamps have whole seconds: pods made across a second boundary would otherwise mature apart)
+        until(partial(_past_grace, kube, namespace, pods), "the pods past the controller's pending grace")
+        first = controllers(label, lease, "ctl-1")
         written = until(modes.get, f"NodeGpuModes written (log: {first.log})", timeout=DEADLINE_S)
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait(10)
@@ -176,6 +183,12 @@ def test_a_controller_killed_mid_change_and_restarted_writes_no_second_change(
     assert second.metric('dra_gpu_controller_changes_applied_total{mode="timeslice"}') in (None, 0.0)
     assert modes.seen <= {"whole", "timeslice:4"}, modes.seen
     delete_all(kube, namespace, pods)
+
+
+def _past_grace(kube: Kube, ns: str, pods: list[str]) -> bool:
+    created = [(kube.get(f"/api/v1/namespaces/{ns}/pods/{p}") or {})["metadata"]["creationTimestamp"] for p in pods]
+    newest = max(datetime.fromisoformat(c.replace("Z", "+00:00")).timestamp() for c in created)
+    return time.time() - newest > GRACE_S + 1  # + 1: the timestamp's whole seconds
 
 
 def _waiting_by(kube: Kube, ns: str, claim: str, identity: str) -> bool:

@@ -29,6 +29,7 @@ from dra_driver.kubeletplugin.server import socket_answers
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 45.0  # the kubelet's timeout for NodePrepareResources / NodeUnprepareResources
+RETRY_S, RETRY_MAX_S = 0.5, 122.0  # the kubelet retries a failed plugin registration with this backoff
 _STUBS: dict[str, Callable[[grpc.Channel], Any]] = {
     proto.DRA_V1: dra_v1_grpc.DRAPluginStub,
     proto.DRA_V1BETA1: dra_v1beta1_grpc.DRAPluginStub,
@@ -86,7 +87,9 @@ class PluginWatcher:
         self.on_change = on_change
         self._plugins: dict[str, Plugin] = {}  # driver -> the plugin in use (the newest registration)
         self._registered: dict[Path, Plugin] = {}  # registration socket -> plugin
-        self._failed: dict[Path, float] = {}  # socket -> mtime of a socket that failed registration
+        # socket -> (its mtime, next try, backoff) after a failed registration: retried with exponential backoff,
+        # as the kubelet's plugin manager retries (0.5 s doubling to 2 min 2 s), at once when the socket is remade
+        self._failed: dict[Path, tuple[float, float, float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"plugin-watcher:{registry_dir}", daemon=True)
@@ -140,13 +143,16 @@ class PluginWatcher:
                             self.unreachable_since.setdefault(gone.driver, time.monotonic())
             known = set(self._registered)
         for sock in sorted(sockets - known, key=lambda p: p.stat().st_mtime):
-            mtime = sock.stat().st_mtime
-            if self._failed.get(sock) == mtime:
+            mtime, now = sock.stat().st_mtime, time.monotonic()
+            failed = self._failed.get(sock)
+            if failed is not None and failed[0] == mtime and now < failed[1]:
                 continue
             registered = self._register(sock)
             if registered is None:
-                self._failed[sock] = mtime
+                backoff = min(2 * failed[2], RETRY_MAX_S) if failed is not None and failed[0] == mtime else RETRY_S
+                self._failed[sock] = (mtime, now + backoff, backoff)
                 continue
+            self._failed.pop(sock, None)
             plugin = registered
             with self._lock:
                 self._registered[sock] = plugin
