@@ -3,13 +3,15 @@
 "Registered" is the moment the registration socket appears in the registry directory: the kubelet's plugin
 watcher registers a plugin on that event (the plugin creates it after its DRA socket). "Published" is the
 moment the node's pool is complete in the API server: as many slices of the newest pool generation as
-``resourceSliceCount`` says. Both are polled every 2 ms (the socket) and 10 ms (the API), which bounds the
-error of each figure. "Settings checked" is when start-up repair's GPU settings check, which runs after the
+``resourceSliceCount`` says, seen through a watch of the node's slices opened before the plugin starts (a
+watch, not a LIST every few ms, which would load the API server the plugin writes to). The socket is polled
+every 2 ms. "Settings checked" is when start-up repair's GPU settings check, which runs after the
 first publication and holds each GPU's claims until its GPU is checked, logs that it is done (polled every 10 ms).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -47,11 +49,35 @@ def _complete_pool(slices: list[dict[str, Any]]) -> int | None:
     return sum(len(s["spec"].get("devices") or []) for s in current)
 
 
+def _watch_pool(kube: Kube, selector: str, rv: str, seen: dict[str, float], timeout_s: float) -> None:
+    """Record in ``seen`` when the node's pool is complete (``at``, ``devices``), from a watch from ``rv``."""
+    slices: dict[str, dict[str, Any]] = {}
+    stream = kube.watch(SLICES, rv, int(timeout_s), fieldSelector=selector)
+    try:
+        for kind, obj in stream:
+            if kind not in ("ADDED", "MODIFIED", "DELETED"):
+                continue
+            name = obj["metadata"]["name"]
+            if kind == "DELETED":
+                slices.pop(name, None)
+            else:
+                slices[name] = obj
+            if (devices := _complete_pool(list(slices.values()))) is not None:
+                seen.update(at=time.perf_counter(), devices=devices)
+                return
+    finally:
+        stream.close()
+
+
 def measure(node: PluginNode, kube: Kube, timeout_s: float = 60.0) -> Startup:
     """Start ``node``'s plugin (no slices of it may exist yet) and time its start-up; leaves it running."""
     selector = f"spec.nodeName={node.name},spec.driver={DRIVER}"
-    if kube.list(SLICES, fieldSelector=selector):
+    existing, rv = kube.list_versioned(SLICES, fieldSelector=selector)
+    if existing:
         raise RuntimeError(f"node {node.name} already has slices: start-up would be measured against them")
+    seen: dict[str, float] = {}
+    watcher = threading.Thread(target=_watch_pool, args=(kube, selector, rv, seen, timeout_s), daemon=True)
+    watcher.start()
     t0 = time.perf_counter()
     node.start(kube, wait=False)
     assert node.process is not None
@@ -64,14 +90,10 @@ def measure(node: PluginNode, kube: Kube, timeout_s: float = 60.0) -> Startup:
             raise RuntimeError(f"plugin not registered within {timeout_s}s: {node.log_text()[-2000:]}")
         else:
             time.sleep(0.002)
-    devices = None
-    while devices is None:
-        devices = _complete_pool(kube.list(SLICES, fieldSelector=selector))
-        if devices is None:
-            if time.perf_counter() > deadline or not node.alive():
-                raise RuntimeError(f"slices not published within {timeout_s}s: {node.log_text()[-2000:]}")
-            time.sleep(0.01)
-    published = time.perf_counter() - t0
+    watcher.join(max(0.0, deadline - time.perf_counter()))
+    if "at" not in seen:
+        raise RuntimeError(f"slices not published within {timeout_s}s: {node.log_text()[-2000:]}")
+    published, devices = seen["at"] - t0, int(seen["devices"])
     rss = rss_mb(node.process.pid)
     while not settings_checked(node):
         if time.perf_counter() > deadline or not node.alive():

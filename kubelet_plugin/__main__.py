@@ -1,5 +1,5 @@
-"""``python -m kubelet_plugin``: run the DRA kubelet plugin (see kubelet_plugin/plugin.py)."""
+"""``python -m kubelet_plugin``: run the DRA kubelet plugin (kubelet_plugin/starting.py, then plugin.py)."""
 
-from kubelet_plugin.plugin import main
+from kubelet_plugin.starting import main
 
 main()

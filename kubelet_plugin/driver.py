@@ -21,7 +21,7 @@ from dra_driver import errors
 from dra_driver.cdi import ContainerEdits
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import ApiError
-from dra_driver.kubeletplugin.protocol import KUBELET_CALL_TIMEOUT_S, ClaimRef, PreparedDevice, PrepareResult
+from dra_driver.kubeletplugin.protocol import ANSWER_WITHIN_S, ClaimRef, PreparedDevice, PrepareResult
 from kubelet_plugin.checkpoint import Checkpoint
 from kubelet_plugin.claim_status import ClaimApi, claim_path, write_device_status
 from kubelet_plugin.hardware import GpuHardware
@@ -35,7 +35,6 @@ from kubelet_plugin.transaction import ClaimTransaction, UndoFailed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-ANSWER_WITHIN_S = KUBELET_CALL_TIMEOUT_S - 5.0  # answered with 5 s to spare
 
 
 def per_claim_error(exc: BaseException) -> str:
@@ -97,26 +96,30 @@ class GpuDriver:
 
     # --- the gRPC-facing API -------------------------------------------------------------------
 
-    def prepare(self, claims: list[ClaimRef]) -> dict[str, PrepareResult]:
-        """Every claim's result, or, for a claim still being prepared after ``answer_within_s``, an error saying
-        so: the work goes on, and the kubelet's retry is answered from the checkpoint once it is done."""
+    def prepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, PrepareResult]:
+        """Every claim's result, or, for a claim still being prepared after ``within_s`` (default
+        ``answer_within_s``), an error saying so: the work goes on, and the kubelet's retry is answered from the
+        checkpoint once it is done."""
+        budget = self.answer_within_s if within_s is None else within_s
         futures = {c.uid: self._pool.submit(self._prepare_reported, c) for c in claims}
-        late = PrepareResult(error=self._late("prepared"))
-        return self._answers(futures, late)
+        return self._answers(futures, PrepareResult(error=self._late("prepared", budget)), budget)
 
-    def unprepare(self, claims: list[ClaimRef]) -> dict[str, str]:
+    def unprepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, str]:
+        budget = self.answer_within_s if within_s is None else within_s
         futures = {c.uid: self._pool.submit(self._unprepare_reported, c) for c in claims}
-        return self._answers(futures, self._late("unprepared"))
+        return self._answers(futures, self._late("unprepared", budget), budget)
 
-    def _late(self, done: str) -> str:
+    @staticmethod
+    def _late(done: str, budget: float) -> str:
         return (
-            f"not {done} within {self.answer_within_s:.0f}s (the API server or the GPU is slow to answer); "
+            f"not {done} within {budget:.0f}s (the API server or the GPU is slow to answer); "
             "still in progress: the kubelet's retry gets the result"
         )
 
-    def _answers(self, futures: dict[str, Future[T]], late: T) -> dict[str, T]:
-        """Results of ``futures`` that finish within the answer budget; ``late`` for the others."""
-        finished, _ = wait(futures.values(), timeout=self.answer_within_s)
+    @staticmethod
+    def _answers(futures: dict[str, Future[T]], late: T, budget: float) -> dict[str, T]:
+        """Results of ``futures`` that finish within ``budget`` seconds; ``late`` for the others."""
+        finished, _ = wait(futures.values(), timeout=budget)
         return {uid: f.result() if f in finished else late for uid, f in futures.items()}
 
     def _prepare_reported(self, ref: ClaimRef) -> PrepareResult:

@@ -32,6 +32,7 @@ from dra_driver.k8s import ApiError
 from dra_driver.slices.names import device_type, parse_device_name
 from kubelet_plugin.plan import ClaimRejected
 from kubelet_plugin.records import ClaimRecord
+from kubelet_plugin.settings import metrics_listen_error
 from kubelet_plugin.sharing import IntervalConflict
 
 Reason: TypeAlias = Literal["config", "conflict", "claim", "hardware", "api", "internal"]
@@ -193,11 +194,7 @@ class MetricsServer:
             self._httpd: WSGIServer
             self._httpd, self._thread = start_wsgi_server(port, address, registry)
         except (OSError, UnicodeError) as exc:  # in use, not an address of this host, not an address at all
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise errors.FatalError(
-                f"--metrics-port / --metrics-address: cannot listen on {address}:{port} ({reason}); choose a free "
-                "port and an address of this host, or --metrics-port 0 to turn metrics off"
-            ) from exc
+            raise metrics_listen_error(address, port, exc) from exc
         self._thread.name = "metrics-http"
 
     @property

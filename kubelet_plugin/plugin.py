@@ -1,45 +1,44 @@
 """The kubelet plugin daemon: wiring, start-up, the publish loop, health endpoints, graceful shutdown.
 
-Start-up: settings -> Prometheus ``/metrics`` (``--metrics-port``, off by default; kubelet_plugin/metrics.py,
+Built by ``starting.main`` once the gRPC services already serve behind its gate (registration comes first).
+Start-up here: Prometheus ``/metrics`` (``--metrics-port``, off by default; kubelet_plugin/metrics.py,
 docs/metrics.md) -> driver files under ``--driver-root`` -> NVML session (the driver root's
-``libnvidia-ml.so.1`` unless ``--nvml-lib``) -> API capabilities -> inventory -> checkpoint -> repair (all but
-its GPU settings step; every GPU's lock taken) -> gRPC services (DRA socket, then registration) -> slice
-reconciler (ready after its first publication) -> repair's GPU settings check (``repair.DeferredSettings``:
-``nvidia-smi`` per GPU, each GPU's lock let go once it is checked). A fatal error
-at start-up (no driver under the driver root, no NVML, the metrics port in use) is one log line and exit code 1. A loop
-re-scans the hardware every ``rescan_seconds`` and hands the pool to the reconciler, which publishes it
-(no write when nothing changed), restores slices changed or deleted by others and retries while the API
-server is away; the loop itself never waits for the API server. Every API request has the timeouts of
-``--api-connect-timeout`` / ``--api-read-timeout``. SIGTERM stops the services (sockets removed) and
-closes NVML; slices stay, so a restarted plugin takes over seamlessly.
+``libnvidia-ml.so.1`` unless ``--nvml-lib``) -> API capabilities -> inventory -> checkpoint -> the first
+publication handed to the slice reconciler (ready once written) -> repair (all but its GPU settings step;
+every GPU's lock taken) -> the gate opens (claims are served) -> repair's GPU settings check after the first
+publication (``repair.DeferredSettings``: ``nvidia-smi`` per GPU, each GPU's lock let go once it is checked).
+A fatal error at start-up (no driver under the driver root, no NVML, the metrics port in use) is a
+``FatalError``: ``starting.main`` logs it in one line, removes the sockets and exits with code 1. A loop
+re-scans the hardware every ``rescan_seconds`` and hands the pool to the reconciler, which publishes it (no
+write when nothing changed), restores slices changed or deleted by others and retries while the API server
+is away; the loop itself never waits for the API server. Every API request has the timeouts of
+``--api-connect-timeout`` / ``--api-read-timeout``. SIGTERM stops the services (sockets removed) and closes
+NVML; slices stay, so a restarted plugin takes over seamlessly.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import http.server
 import logging
-import signal
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any
 
 from api.partitioning import GpuMode, Mig, PartitioningConfig, load_config
-from dra_driver import errors
 from dra_driver.driver_root import DriverFiles, discover_driver_files
 from dra_driver.inventory import Inventory
-from dra_driver.k8s import resource_path
-from dra_driver.kubehttp import HttpKube
+from dra_driver.kubeletplugin.protocol import ClaimRef, PrepareResult
 from dra_driver.kubeletplugin.server import PluginServer
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.events import EventWatcher, GpuEvent
 from dra_driver.nvml.session import Nvml
-from dra_driver.resourceslice.probe import probe
 from dra_driver.resourceslice.publisher import PublishResult, SlicePublisher
 from dra_driver.resourceslice.reconciler import SliceReconciler
 from dra_driver.slices.builder import build_pool
-from kubelet_plugin import logs
+from kubelet_plugin.api_facts import ApiFacts
 from kubelet_plugin.cdi_specs import driver_edits, read_mig_minors
 from kubelet_plugin.checkpoint import Checkpoint, read_boot_id
 from kubelet_plugin.driver import GpuDriver
@@ -50,7 +49,7 @@ from kubelet_plugin.modes_hardware import NvmlModeHardware
 from kubelet_plugin.modes_watch import STATE_FILE, GpuModesWatch
 from kubelet_plugin.mps_supervisor import MpsSupervisor
 from kubelet_plugin.repair import DeferredSettings, repair
-from kubelet_plugin.settings import Settings, parse
+from kubelet_plugin.settings import Settings
 from kubelet_plugin.sharing import DriverTools
 
 log = logging.getLogger(__name__)
@@ -68,20 +67,13 @@ def _matching_nvml(files: DriverFiles, nvml_version: str) -> DriverFiles:
     return discover_driver_files(files.root, files.host_root, nvml_version)
 
 
-def _hold_state_lock(path: Path) -> IO[str]:
-    """One plugin at a time owns the node's checkpoint, CDI specs and GPUs: a rolling update's new pod
-    waits here until the old one has exited (the lock dies with its process)."""
-    lock = open(path, "a+")  # noqa: SIM115  (held for the life of the process)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log.info("another plugin owns %s; waiting for it to exit", path.parent)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-    return lock
-
-
 class Plugin:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, files: DriverFiles, server: PluginServer, state_lock: IO[str], api: Future[ApiFacts]
+    ) -> None:
+        """From ``starting.main``: the driver's files found under the driver root; the gRPC services, already
+        serving behind ``starting.StartingGate``; the node's state lock, held; the API server's facts, being
+        fetched."""
         self.settings = settings
         self.stopping = threading.Event()
         self.ready = threading.Event()
@@ -93,7 +85,6 @@ class Plugin:
         )
         if self.metrics_server is not None:
             log.info("metrics on %s:%d/metrics", settings.metrics_address, self.metrics_server.port)
-        files = discover_driver_files(settings.driver_root, settings.host_driver_root)
         self.nvml = Nvml(settings.nvml_lib or files.nvml_library)
         self.nvml.open()
         self._inventory = discover(self.nvml, self.settings.sysfs_root)
@@ -106,16 +97,15 @@ class Plugin:
             len(self.driver_files.binaries),
             len(self.driver_files.firmware),
         )
-        self.kube = HttpKube.from_kubeconfig(settings.kubeconfig, settings.api_timeouts)  # no kubernetes import
-        self.caps = probe(self.kube)
         self.config = self._load_config(settings.partitioning_config)
-        node = self.kube.get(resource_path("v1", "nodes", settings.node_name)) or {}
-        self.labels: dict[str, str] = node.get("metadata", {}).get("labels") or {}
+        facts = api.result()  # asked for right after registration (api_facts.py)
+        self.kube, self.caps = facts.kube, facts.caps
+        self.labels: dict[str, str] = facts.node.get("metadata", {}).get("labels") or {}
         self._health_changed = threading.Condition()
         self._device_gpu: dict[str, int] = {}  # device name -> GPU index, of every device published
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         settings.cdi_dir.mkdir(parents=True, exist_ok=True)
-        self._state_lock = _hold_state_lock(settings.state_dir / "plugin.lock")
+        self._state_lock = state_lock
         self.driver = GpuDriver(
             settings.driver_name,
             settings.node_name,
@@ -150,11 +140,11 @@ class Plugin:
         )
         self.slices = SliceReconciler(
             SlicePublisher.for_node(
-                self.kube, self.caps, settings.driver_name, settings.node_name, self.metrics.slice_written
+                self.kube, self.caps, settings.driver_name, settings.node_name, self.metrics.slice_written, facts.node
             ),
             on_published=self._published,
         )
-        self.server = PluginServer(settings.driver_name, settings.dra_socket, settings.registration_socket, self)
+        self.server = server
         self.mps_supervisor = MpsSupervisor(self.driver)  # restarts MPS daemons that die
         self.gpu_health = GpuHealth(settings.driver_name, settings.xid_quiet_seconds, settings.ignored_xids)
         self.events = EventWatcher(self.nvml, lambda: [(g.index, g.uuid) for g in self._inventory.gpus], self._on_event)
@@ -196,11 +186,11 @@ class Plugin:
         log.warning("slices not published within %.0fs after a GPU mode change", timeout)
 
     # DraHandler
-    def prepare(self, claims: Any) -> Any:
-        return self.driver.prepare(claims)
+    def prepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, PrepareResult]:
+        return self.driver.prepare(claims, within_s)
 
-    def unprepare(self, claims: Any) -> Any:
-        return self.driver.unprepare(claims)
+    def unprepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, str]:
+        return self.driver.unprepare(claims, within_s)
 
     def health(self, timeout: float) -> list[tuple[str, str, int, str]]:
         """Every device ever published, by its GPU: healthy while NVML answers for the GPU and it has no fatal
@@ -219,7 +209,14 @@ class Plugin:
             for name, gpu in devices.items()
         )
 
-    def start(self) -> None:
+    def start(self, open_gate: Callable[[Plugin], None]) -> None:
+        """Publish, repair, then ``open_gate(self)``: the gRPC services' calls come to this plugin from then on.
+
+        The first publication goes out first (its writes wait on the API server while repair runs); slices
+        describe the hardware, which repair does not change (it destroys only unowned partitions of GPUs
+        partitioned per claim, which slices never list). A claim allocated meanwhile waits in the gate."""
+        self.slices.start()
+        self.publish()
         # Only GPUs partitioned per claim are cleaned of unowned partitions; static MIG devices are the admin's.
         mig_gpus = (
             [i for i, m in self.modes(self._inventory).items() if isinstance(m, Mig)]
@@ -229,12 +226,12 @@ class Plugin:
         report = repair(self.driver, mig_gpus, settings=False)
         log.info("repair done: %s", report)
         self._settings = DeferredSettings(self.driver)  # holds every GPU's lock until its settings are checked
+        if self.ready.is_set():  # published already (else ``_published`` lets the check go)
+            self._settings.go()
         self.mps_supervisor.start()
         self.events.start()
-        self.server.start()
-        self.slices.start()
-        self.publish()
-        # after registration and the first publication (nvidia-smi is slow), SETTINGS_WITHIN_S at the latest
+        open_gate(self)
+        # after the first publication (nvidia-smi is slow), SETTINGS_WITHIN_S at the latest
         self._settings.start(within_s=SETTINGS_WITHIN_S)
         self.gpu_modes.start()
         self._rescan = threading.Thread(target=self._rescan_loop, name="rescan", daemon=True)
@@ -309,7 +306,9 @@ class Plugin:
             self.metrics_server.stop()
 
 
-def _serve_health(plugin: Plugin, port: int) -> None:
+def serve_health(plugin: Plugin, port: int) -> None:
+    """``/healthz`` (not stopping) and ``/readyz`` (slices published) on 127.0.0.1:``port``."""
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             ok = {"/healthz": not plugin.stopping.is_set(), "/readyz": plugin.ready.is_set()}.get(self.path)
@@ -322,23 +321,3 @@ def _serve_health(plugin: Plugin, port: int) -> None:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, name="health-http", daemon=True).start()
-
-
-def main(argv: list[str] | None = None) -> None:
-    settings = parse(argv)
-    logs.configure(settings.log_json, settings.node_name)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        plugin = Plugin(settings)
-    except errors.FatalError as exc:
-        log.critical("cannot start: %s", exc)
-        raise SystemExit(1) from None
-    if settings.health_port:
-        _serve_health(plugin, settings.health_port)
-    plugin.start()
-    log.info("plugin started on node %s; ready once its slices are published", settings.node_name)
-    stop.wait()
-    log.info("SIGTERM: shutting down")
-    plugin.stop()

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.names import DEFAULT_DRIVER_NAME
+from dra_driver import errors
 from dra_driver.k8s import Timeouts
-from kubelet_plugin.driver import ANSWER_WITHIN_S
+from dra_driver.kubeletplugin.protocol import ANSWER_WITHIN_S
 
 DEFAULT_DRIVER = DEFAULT_DRIVER_NAME
 
@@ -188,3 +189,12 @@ def _timeouts(parser: argparse.ArgumentParser, connect: str, read: str) -> Timeo
             f"(got connect {timeouts.connect:g}s, read {timeouts.read:g}s)"
         )
     return timeouts
+
+
+def metrics_listen_error(address: str, port: int, exc: OSError | UnicodeError) -> errors.FatalError:
+    """The start-up error for a ``--metrics-port`` / ``--metrics-address`` that cannot be listened on."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return errors.FatalError(
+        f"--metrics-port / --metrics-address: cannot listen on {address}:{port} ({reason}); choose a free "
+        "port and an address of this host, or --metrics-port 0 to turn metrics off"
+    )

@@ -22,6 +22,7 @@ HEALTH_V1ALPHA1 = "v1alpha1.DRAResourceHealth"
 HEALTH_V1 = "v1.DRAResourceHealth"
 DRA_VERSIONS = (DRA_V1, DRA_V1BETA1)  # best first
 KUBELET_CALL_TIMEOUT_S = 45.0  # the kubelet gives up on NodePrepareResources / NodeUnprepareResources after this
+ANSWER_WITHIN_S = KUBELET_CALL_TIMEOUT_S - 5.0  # a plugin answers with 5 s to spare (the work may go on)
 
 _PB = {DRA_V1: v1, DRA_V1BETA1: v1beta1}
 

@@ -7,6 +7,7 @@ came back" is exactly "this server keeps it" — on every version and gate combi
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dra_driver.errors import FatalError
@@ -65,22 +66,28 @@ def _device_kept(kube: Kube, version: str, device: Device, field: str) -> bool:
 
 
 def probe(kube: Kube) -> Capabilities:
+    """The served version, then its five dry runs side by side (each is one round trip to the API server)."""
     version = served_version(kube)
     counters = CounterSet("probe", (("c", "1"),))
     consumer = Device("d", (), (), (CounterConsumption("probe", (("c", "1"),)),))
-    alone = _dry_run_slice(kube, version, SliceContent(counter_sets=(counters,)))
-    together = _dry_run_slice(kube, version, SliceContent(devices=(consumer,), counter_sets=(counters,)))
-    own_slice_ok = alone is not None and bool(alone["spec"].get("sharedCounters"))
-    together_ok = together is not None and bool(together["spec"].get("sharedCounters"))
+    multiple = Device("d", (), (), allow_multiple_allocations=True)
+    with ThreadPoolExecutor(max_workers=5, thread_name_prefix="probe") as pool:
+        alone = pool.submit(_dry_run_slice, kube, version, SliceContent(counter_sets=(counters,)))
+        together = pool.submit(
+            _dry_run_slice, kube, version, SliceContent(devices=(consumer,), counter_sets=(counters,))
+        )
+        taints = pool.submit(_taints_kept, kube, version)
+        consumable = pool.submit(_device_kept, kube, version, multiple, "allowMultipleAllocations")
+        extended = pool.submit(_extended_resource_kept, kube, version)
+    own_slice_ok = (a := alone.result()) is not None and bool(a["spec"].get("sharedCounters"))
+    together_ok = (t := together.result()) is not None and bool(t["spec"].get("sharedCounters"))
     caps = Capabilities(
         api_version=version,
         partitionable_devices=own_slice_ok or together_ok,
         counters_in_own_slice=own_slice_ok and not together_ok,
-        device_taints=_taints_kept(kube, version),
-        consumable_capacity=_device_kept(
-            kube, version, Device("d", (), (), allow_multiple_allocations=True), "allowMultipleAllocations"
-        ),
-        extended_resource_name=_extended_resource_kept(kube, version),
+        device_taints=taints.result(),
+        consumable_capacity=consumable.result(),
+        extended_resource_name=extended.result(),
     )
     log.info("cluster capabilities: %s", caps)
     return caps

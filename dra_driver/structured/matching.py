@@ -6,7 +6,7 @@ Errors are reported in kube-scheduler's words (``class X: selector #0 on device 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from dra_driver.cel import CelCompileError, CelEvalError, compile_selector
 from dra_driver.errors import ConfigError
@@ -18,17 +18,20 @@ class SelectionError(Exception):
     """A selector cannot be evaluated for a device; ``str()`` is the scheduler's message."""
 
 
-def _all_match(selectors: Sequence[str | None], device: Device, device_id: DeviceId, owner: str) -> bool:
+def _all_match(selectors: Sequence[str | None], device: Device, device_id: DeviceId, owner: Callable[[], str]) -> bool:
+    """Every selector matches; ``owner`` names whose selectors they are, for an error (built only then)."""
     for i, expression in enumerate(selectors):
         if expression is None:
-            raise SelectionError(f"{owner}: selector #{i}: CEL expression empty (unsupported selector type?)")
+            raise SelectionError(f"{owner()}: selector #{i}: CEL expression empty (unsupported selector type?)")
         try:
             if not device.matches(compile_selector(expression)):
                 return False
         except CelCompileError as e:
-            raise SelectionError(f"{owner}: selector #{i}: CEL compile error: {e.message}") from e
+            raise SelectionError(f"{owner()}: selector #{i}: CEL compile error: {e.message}") from e
         except CelEvalError as e:
-            raise SelectionError(f"{owner}: selector #{i} on device {device_id}: CEL runtime error: {e.message}") from e
+            raise SelectionError(
+                f"{owner()}: selector #{i} on device {device_id}: CEL runtime error: {e.message}"
+            ) from e
     return True
 
 
@@ -42,11 +45,13 @@ def device_matches(
     node: Node,
 ) -> bool:
     """``isSelectable``: class selectors, then request selectors, then the device's own node selection."""
-    if device_class is not None and not _all_match(
-        device_class.selectors, device, device_id, f"class {device_class.name}"
+    if (
+        device_class is not None
+        and device_class.selectors
+        and not _all_match(device_class.selectors, device, device_id, lambda: f"class {device_class.name}")
     ):
         return False
-    if not _all_match(request.selectors, device, device_id, f"claim {claim.key}"):
+    if request.selectors and not _all_match(request.selectors, device, device_id, lambda: f"claim {claim.key}"):
         return False
     if slice_.node.per_device:
         try:

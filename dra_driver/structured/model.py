@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from dra_driver.cel import DeviceView, Quantity, Selector, device_view
+from dra_driver.cel import CelEvalError, DeviceView, Quantity, Selector, device_view
 from dra_driver.cel.memo import attributes_invalid
 from dra_driver.structured.slice_index import SliceIndex
 
 MAX_RESULTS_PER_CLAIM = 32  # resourceapi.AllocationResultsMaxSize
+_DEVICE_RESULTS_LIMIT = 64  # selector results remembered per device (distinct expressions)
 EXACT_COUNT = "ExactCount"
 ALL = "All"
 
@@ -119,8 +120,28 @@ class Device:
         return built.invalid if built is not None else attributes_invalid(self.source)
 
     def matches(self, selector: Selector) -> bool:
-        """``selector.matches(self.view)``, through the selector's memo of results (``Selector.matches_source``)."""
-        return selector.matches_source(self.driver, self.source, self.cel_invalid, lambda: self.view)
+        """``selector.matches(self.view)``, through the selector's memo of results (``Selector.matches_source``)
+        and this device's own (``selector_results``): the same device met again costs one lookup."""
+        results = self.selector_results
+        known = results.get(selector.expression)
+        if known is None:
+            try:
+                known = selector.matches_source(self.driver, self.source, self.cel_invalid, lambda: self.view)
+            except CelEvalError as e:
+                known = e
+            if len(results) >= _DEVICE_RESULTS_LIMIT:
+                results.clear()
+            results[selector.expression] = known
+        if known is True or known is False:
+            return known
+        assert isinstance(known, CelEvalError)
+        raise CelEvalError(known.expression, known.message)
+
+    @cached_property
+    def selector_results(self) -> dict[str, bool | CelEvalError]:
+        """Selector expression -> its result on this device (a bool, or the runtime error to raise again).
+        A selector's result is a function of the device, which is immutable, so it can be remembered here."""
+        return {}
 
     @cached_property
     def plain_capacity(self) -> bool:
@@ -156,6 +177,19 @@ class Slice:
     @cached_property
     def device_names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.devices)
+
+    @cached_property
+    def device_ids(self) -> tuple[DeviceId, ...]:
+        """Each device's ID, in the order of ``devices``."""
+        return tuple(DeviceId(self.driver, self.pool, d.name) for d in self.devices)
+
+    @cached_property
+    def duplicate_device_name(self) -> str | None:
+        """The first device name listed more than once in this slice, if any."""
+        names = self.device_names
+        if len(set(names)) == len(names):
+            return None
+        return next(n for n in names if names.count(n) > 1)
 
     @cached_property
     def devices_by_name(self) -> Mapping[str, tuple[Device, ...]]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 
 from dra_driver.structured.model import ClusterState, CounterSet, Node, PoolId, Slice
 from dra_driver.structured.nodeselect import node_matches
@@ -47,6 +48,36 @@ class Pool:
         return any(s.has_binding_conditions for s in self.slices)
 
 
+_new = object.__new__
+_NO_COUNTER_SETS: Mapping[str, CounterSet] = MappingProxyType({})
+
+
+def _make(
+    pool_id: PoolId,
+    slices: tuple[Slice, ...] = (),
+    other_slices: tuple[Slice, ...] = (),
+    counter_sets: Mapping[str, CounterSet] = _NO_COUNTER_SETS,
+    incomplete: bool = False,
+    invalid: str | None = None,
+    seen: int = 0,
+    expected: int = 0,
+) -> Pool:
+    """``Pool(...)`` with every field set at once: a frozen dataclass's ``__init__`` sets them one by one
+    through ``object.__setattr__``, a tenth of a whole-GPU node's allocation (as ``parse._device``)."""
+    pool = _new(Pool)
+    pool.__dict__.update(
+        id=pool_id,
+        slices=slices,
+        other_slices=other_slices,
+        counter_sets=counter_sets,
+        incomplete=incomplete,
+        invalid=invalid,
+        seen=seen,
+        expected=expected,
+    )
+    return pool
+
+
 def slice_visible(slice_: Slice, node: Node) -> bool:
     """Is a slice relevant for the node (slice-level selection, or any device's own selection)?"""
     selection = slice_.node
@@ -61,8 +92,12 @@ def gather_pools(source: ClusterState | Sequence[Slice], node: Node) -> tuple[Po
     """The node's pools, sorted. Given a ``ClusterState``, its slice index and pool memo are used."""
     index = source.index if isinstance(source, ClusterState) else SliceIndex(source)
     current: dict[PoolId, list[Slice]] = {}
-    for slice_ in index.candidates(node.name):
-        if slice_.uses_compatibility_groups or not slice_visible(slice_, node):
+    name = node.name
+    for slice_ in index.candidates(name):
+        if slice_.uses_compatibility_groups:
+            continue
+        selected = slice_.node.node_name
+        if not (selected == name if selected else slice_visible(slice_, node)):  # a named node: the common case
             continue
         known = current.get(slice_.pool_id)
         if known is None or slice_.generation > known[0].generation:
@@ -70,15 +105,17 @@ def gather_pools(source: ClusterState | Sequence[Slice], node: Node) -> tuple[Po
         elif slice_.generation == known[0].generation:
             known.append(slice_)
     pools: list[Pool] = []
+    memo = index.pools
     for pool_id, visible in current.items():
         key = tuple(visible)  # slices compare by identity
-        if key in index.pools:
-            pool = index.pools[key]
+        if key in memo:
+            pool = memo[key]
         else:
-            pool = index.pools[key] = _pool(index, pool_id, visible)
+            pool = memo[key] = _pool(index, pool_id, visible)
         if pool is not None:
             pools.append(pool)
-    pools.sort(key=lambda p: (p.has_binding_conditions, p.id.driver, p.id.pool))
+    if len(pools) > 1:
+        pools.sort(key=lambda p: (p.has_binding_conditions, p.id.driver, p.id.pool))
     return tuple(pools)
 
 
@@ -92,43 +129,63 @@ def _pool(index: SliceIndex, pool_id: PoolId, visible: list[Slice]) -> Pool | No
             return None  # the driver is replacing this generation: ignore it
         every = [s for s in same_pool if s.generation == generation and not s.uses_compatibility_groups]
         if len(every) != expected:
-            return Pool(pool_id, incomplete=True, seen=len(every), expected=expected)
+            return _make(pool_id, incomplete=True, seen=len(every), expected=expected)
     return _build_pool(pool_id, visible, every, expected)
 
 
 def _build_pool(pool_id: PoolId, visible: list[Slice], every: list[Slice], expected: int) -> Pool:
-    visible_names = {s.name for s in visible}
-    device_slices = sorted((s for s in visible if not s.shared_counters), key=lambda s: s.name)
-    other = [s for s in every if s.name not in visible_names and not s.shared_counters]
-    counter_slices = sorted((s for s in visible if s.shared_counters), key=lambda s: s.name) + [
-        s for s in every if s.name not in visible_names and s.shared_counters
-    ]
-    base = Pool(pool_id, tuple(device_slices), tuple(other), seen=len(every), expected=expected)
-    names = [n for s in device_slices for n in s.device_names]
-    if len(names) != len(set(names)):
-        duplicate = next(n for n in names if names.count(n) > 1)
-        return _invalid(base, f"duplicate device name {duplicate}")
+    if len(every) == 1:  # one slice, which the node sees (visible is every): the common case, without sorting
+        only = every[0]
+        device_slices, other, counter_slices = ([], [], [only]) if only.shared_counters else ([only], [], [])
+    else:
+        visible_names = {s.name for s in visible}
+        device_slices = sorted((s for s in visible if not s.shared_counters), key=lambda s: s.name)
+        other = [s for s in every if s.name not in visible_names and not s.shared_counters]
+        counter_slices = sorted((s for s in visible if s.shared_counters), key=lambda s: s.name) + [
+            s for s in every if s.name not in visible_names and s.shared_counters
+        ]
+    slices, other_slices, seen = tuple(device_slices), tuple(other), len(every)
+    if (duplicate := _duplicate_name(device_slices)) is not None:
+        return _make(
+            pool_id, slices, other_slices, invalid=f"duplicate device name {duplicate}", seen=seen, expected=expected
+        )
     counter_sets: dict[str, CounterSet] = {}
     for slice_ in counter_slices:
         for counter_set in slice_.shared_counters:
             if counter_set.name in counter_sets:
-                return _invalid(base, f"duplicate counter set name {counter_set.name}")
+                duplicated = f"duplicate counter set name {counter_set.name}"
+                return _make(pool_id, slices, other_slices, invalid=duplicated, seen=seen, expected=expected)
             counter_sets[counter_set.name] = counter_set
+    if (why := _unknown_counter(device_slices + other, counter_sets)) is not None:
+        return _make(pool_id, slices, other_slices, invalid=why, seen=seen, expected=expected)
+    return _make(pool_id, slices, other_slices, counter_sets or _NO_COUNTER_SETS, seen=seen, expected=expected)
+
+
+def _duplicate_name(device_slices: list[Slice]) -> str | None:
+    """The first device name (slices in order) that more than one device of the pool has."""
+    if len(device_slices) == 1:
+        return device_slices[0].duplicate_device_name
+    if all(s.duplicate_device_name is None for s in device_slices):
+        total = sum(len(s.device_names) for s in device_slices)
+        if len(set().union(*(s.device_names for s in device_slices))) == total:
+            return None
+    names = [n for s in device_slices for n in s.device_names]
+    return next(n for n in names if names.count(n) > 1)
+
+
+def _unknown_counter(device_slices: list[Slice], counter_sets: Mapping[str, CounterSet]) -> str | None:
+    """Why a device consumes a counter the pool does not have (the first such consumption), if one does."""
     checked: set[int] = set()  # a consumption seen before passed (the first failure returns)
-    for slice_ in device_slices + other:
+    for slice_ in device_slices:
         for consumption in slice_.consumptions:
             if id(consumption) in checked:
                 continue
             checked.add(id(consumption))
             known = counter_sets.get(consumption.counter_set)
             if known is None:
-                return _invalid(base, f"counter set {consumption.counter_set} not found")
+                return f"counter set {consumption.counter_set} not found"
             if consumption.counters.keys() <= known.counters.keys():
                 continue
             name = next(n for n in consumption.counters if n not in known.counters)
-            return _invalid(base, f"counter {name} not found in counter set {known.name}")
-    return Pool(pool_id, base.slices, base.other_slices, counter_sets, seen=base.seen, expected=expected)
-
-
-def _invalid(pool: Pool, why: str) -> Pool:
-    return Pool(pool.id, pool.slices, pool.other_slices, invalid=why, seen=pool.seen, expected=pool.expected)
+            return f"counter {name} not found in counter set {known.name}"
+    return None

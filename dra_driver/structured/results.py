@@ -15,20 +15,28 @@ from dra_driver.structured.outcome import ClaimAllocation, DeviceResult
 from dra_driver.structured.search_types import Chosen, Fatal
 
 
+_new = object.__new__
+
+
 def claim_allocation(claim: Claim, chosen: Sequence[Chosen], node_name: str) -> ClaimAllocation:
-    results = tuple(
-        DeviceResult(
+    # The frozen results are built with their fields set at once rather than through their __init__ (which
+    # sets them one by one through object.__setattr__): a result per node and claim, in every Filter pass.
+    results = []
+    for c in chosen:
+        device_id, result = c.candidate.id, _new(DeviceResult)
+        result.__dict__.update(
             request=c.request,
-            driver=c.candidate.id.driver,
-            pool=c.candidate.id.pool,
-            device=c.candidate.id.device,
+            driver=device_id.driver,
+            pool=device_id.pool,
+            device=device_id.device,
             admin_access=c.admin_access,
             share_id=c.share_id,
             consumed_capacity={k: str(v) for k, v in c.consumed.items()} if c.consumed else None,
         )
-        for c in chosen
-    )
-    return ClaimAllocation(claim.key, results, node_selector(chosen, node_name))
+        results.append(result)
+    allocation = _new(ClaimAllocation)
+    allocation.__dict__.update(claim=claim.key, results=tuple(results), node_selector=node_selector(chosen, node_name))
+    return allocation
 
 
 def node_selector(chosen: Sequence[Chosen], node_name: str) -> dict[str, Any] | None:

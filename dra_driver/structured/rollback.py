@@ -8,7 +8,7 @@ multi-allocatable device as shared (its counters are then not charged again).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dra_driver.cel import Quantity
 from dra_driver.structured import counters
@@ -16,26 +16,47 @@ from dra_driver.structured.constraints import ConstraintState
 from dra_driver.structured.model import DeviceId, PoolId
 from dra_driver.structured.search_types import Candidate, Chosen, RequestData
 
+if TYPE_CHECKING:
+    from dra_driver.structured.search import Search
+
 Held = dict[DeviceId, dict[str, Quantity]]
 
 
-@dataclass(eq=False)
 class Rollback:
-    ci: int
-    cand: Candidate
-    data: RequestData
-    results: list[Chosen]
-    allocating: dict[DeviceId, set[int]]
-    allocating_capacity: Held
-    constraints: list[ConstraintState]
-    consumed_counters: dict[PoolId, counters.Counts]
-    counters: bool = False
-    constraints_added: int = 0
-    marked: bool = False
-    capacity: dict[str, Quantity] | None = None
-    capacity_existed: bool = False
-    result: bool = False
-    previous: int = 0
+    """What ``_allocate_device`` changed for one candidate so far; calling it reverts those changes."""
+
+    __slots__ = (
+        "allocating",
+        "allocating_capacity",
+        "cand",
+        "capacity",
+        "capacity_existed",
+        "ci",
+        "constraints",
+        "constraints_added",
+        "consumed_counters",
+        "counters",
+        "data",
+        "marked",
+        "previous",
+        "result",
+        "results",
+    )
+
+    def __init__(self, search: Search, ci: int, cand: Candidate, data: RequestData) -> None:
+        self.ci, self.cand, self.data = ci, cand, data
+        self.results: list[Chosen] = search.results[ci]
+        self.allocating: dict[DeviceId, set[int]] = search.allocating
+        self.allocating_capacity: Held = search.allocating_capacity
+        self.constraints: list[ConstraintState] = search.constraints[ci]
+        self.consumed_counters: dict[PoolId, counters.Counts] = search.consumed_counters
+        self.counters = False  # the candidate's counters were added to consumed_counters
+        self.constraints_added = 0  # the first this many constraints took the candidate
+        self.marked = False  # the candidate was marked as being allocated for claim ci
+        self.capacity: dict[str, Quantity] | None = None  # capacity it consumes, added to allocating_capacity
+        self.capacity_existed = False  # allocating_capacity had an entry for it before
+        self.result = False  # it was appended to results, at position ``previous``
+        self.previous = 0
 
     def __call__(self) -> None:
         device_id = self.cand.id

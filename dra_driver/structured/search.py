@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from functools import partial
 
 from dra_driver.cel import Quantity
 from dra_driver.structured import counters
@@ -46,21 +44,28 @@ class _MaxSize(Exception):
     """``errAllocationResultMaxSizeExceeded``: more than 32 results; backtrack harder."""
 
 
-@dataclass(eq=False)
 class Search:
-    claims: Sequence[Claim]
-    pools: Sequence[Pool]
-    cluster: ClusterState
-    node: Node
-    max_steps: int | None = None
-    steps: int = 0
-    data: dict[Key, RequestData] = field(default_factory=dict)
-    constraints: list[list[ConstraintState]] = field(default_factory=list)
-    results: list[list[Chosen]] = field(default_factory=list)
-    allocating: dict[DeviceId, set[int]] = field(default_factory=dict)
-    allocating_capacity: dict[DeviceId, dict[str, Quantity]] = field(default_factory=dict)
-    consumed_counters: dict[PoolId, counters.Counts] = field(default_factory=dict)
-    match_cache: dict[tuple[DeviceId, Key], bool] = field(default_factory=dict)
+    """One search for ``claims`` on ``node`` over its ``pools``; ``results`` holds the devices chosen per claim."""
+
+    def __init__(
+        self,
+        claims: Sequence[Claim],
+        pools: Sequence[Pool],
+        cluster: ClusterState,
+        node: Node,
+        max_steps: int | None = None,
+    ) -> None:
+        self.claims, self.pools, self.cluster, self.node, self.max_steps = claims, pools, cluster, node, max_steps
+        self.steps = 0
+        self.held = cluster.allocated.devices  # held exclusively by allocated claims
+        self.data: dict[Key, RequestData] = {}
+        self.constraints: list[list[ConstraintState]] = []
+        self.results: list[list[Chosen]] = []
+        self.allocating: dict[DeviceId, set[int]] = {}
+        self.allocating_capacity: dict[DeviceId, dict[str, Quantity]] = {}
+        self.consumed_counters: dict[PoolId, counters.Counts] = {}
+        # (device, request key) -> is it selectable; a valid pool's devices are distinct objects with distinct IDs
+        self.match_cache: dict[tuple[Device, Key], bool] = {}
 
     # --- set-up (``Allocate`` before the recursion) -------------------------------------------------
 
@@ -207,19 +212,21 @@ class Search:
         key = (ci, ri, si)
         data = self.data[key]
         admin = data.request.admin_access
-        for pi in range(start[0], len(self.pools)):
-            pool = self.pools[pi]
+        pools = self.pools
+        for pi in range(start[0], len(pools)):
+            pool = pools[pi]
             if not pool.usable:
                 continue
             for sli in range(start[1] if pi == start[0] else 0, len(pool.slices)):
                 slice_ = pool.slices[sli]
                 first = start[2] if (pi, sli) == start[:2] else 0
-                for dvi in range(first, len(slice_.devices)):
-                    device = slice_.devices[dvi]
-                    device_id = DeviceId(pool.id.driver, pool.id.pool, device.name)
-                    if admin and ci in self.allocating.get(device_id, ()):
-                        continue
-                    if not admin and self._in_use(device_id):
+                devices, ids = slice_.devices, slice_.device_ids
+                for dvi in range(first, len(devices)):
+                    device, device_id = devices[dvi], ids[dvi]
+                    if admin:
+                        if ci in self.allocating.get(device_id, ()):
+                            continue
+                    elif self._in_use(device_id):
                         continue
                     if not self._selectable(key, data, slice_, device, device_id):
                         continue
@@ -228,9 +235,14 @@ class Search:
                     undo = self._allocate_device(ci, key, Candidate(device_id, device, slice_, pool), must=False)
                     if undo is None:
                         continue
-                    step = partial(self._one, ci, ri, si, di + 1, in_sub, (pi, sli, dvi + 1))
-                    if self._descend(undo, step):
+                    try:  # _descend, inline: this is the search's innermost loop
+                        done = self._one(ci, ri, si, di + 1, in_sub, (pi, sli, dvi + 1))
+                    except BaseException:
+                        undo()
+                        raise
+                    if done:
                         return True
+                    undo()
         return False
 
     @staticmethod
@@ -248,10 +260,11 @@ class Search:
     # --- one candidate (``isSelectable``, ``allocateDevice``) -----------------------------------------
 
     def _in_use(self, device_id: DeviceId) -> bool:
-        return device_id in self.cluster.allocated.devices or bool(self.allocating.get(device_id))
+        held, allocating = self.held, self.allocating
+        return bool((held and device_id in held) or (allocating and allocating.get(device_id)))
 
     def _selectable(self, key: Key, data: RequestData, slice_: Slice, device: Device, device_id: DeviceId) -> bool:
-        cached = self.match_cache.get((device_id, key))
+        cached = self.match_cache.get((device, key))
         if cached is None:
             try:
                 cached = device_matches(
@@ -259,11 +272,14 @@ class Search:
                 )
             except SelectionError as e:
                 raise Fatal(str(e)) from e
-            self.match_cache[(device_id, key)] = cached
+            self.match_cache[(device, key)] = cached
         return cached
 
     def _capacity_fits(self, ci: int, data: RequestData, device: Device, device_id: DeviceId, verb: str) -> bool:
-        allocated = self.cluster.allocated.capacity.get(device_id, {})
+        held = self.cluster.allocated.capacity
+        if not data.request.capacity and not held and not self.allocating_capacity and device.plain_capacity:
+            return True  # nothing consumed anywhere: what capacity_shortfall would find, without the amounts
+        allocated = held.get(device_id, {})
         allocating = self.allocating_capacity.get(device_id, {})
         if not data.request.capacity and not allocated and not allocating and device.plain_capacity:
             return True  # what capacity_shortfall would find, without computing the amounts
@@ -291,21 +307,12 @@ class Search:
             return None
         if not request.admin_access and self._in_use(device_id):
             return None
-        undo = Rollback(
-            ci,
-            cand,
-            data,
-            self.results[ci],
-            self.allocating,
-            self.allocating_capacity,
-            self.constraints[ci],
-            self.consumed_counters,
-        )
+        undo = Rollback(self, ci, cand, data)
         if device.consumes_counters and not (multi and self._shared(device_id)):
             if not self._take_counters(cand):
                 return None
             undo.counters = True
-        if untolerated(device.taints, request.tolerations):
+        if device.taints and untolerated(device.taints, request.tolerations):
             undo()
             return None
         for state in self.constraints[ci]:

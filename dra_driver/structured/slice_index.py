@@ -37,7 +37,7 @@ class SliceIndex:
 
     def candidates(self, node_name: str) -> list[Slice]:
         """Slices with ``nodeName`` equal to ``node_name`` or without ``nodeName``, in input order."""
-        named = self._by_node.get(node_name, [])
+        named = self._by_node.get(node_name)
         if not self._unnamed or not named:
             return [s for _, s in named or self._unnamed]
         return [s for _, s in heapq.merge(named, self._unnamed, key=itemgetter(0))]
