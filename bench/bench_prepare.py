@@ -130,8 +130,10 @@ def _whole_gpu(kube: Kube, cp: ControlPlane, work: Path, claims: int) -> dict[st
     """Ours, ours without the status write, and the Go plugin, call by call in turn, on the same kind of claims."""
     api = kube.api_client
     sim = [register_node(api, name) for name in ("whole-node", "nostatus-node", "go-node")]
-    ours = PluginNode.create("whole-node", cp.kubeconfig, "dgx-a100", Whole(), root=work / "w")
-    bare = PluginNode.create("nostatus-node", cp.kubeconfig, "dgx-a100", Whole(), root=work / "n")
+    # MIG mode off: a whole GPU is then prepared without touching the hardware, the Go plugin's work (with MIG
+    # mode on, ours would create the GPU's full-size MIG instance for each claim)
+    ours = PluginNode.create("whole-node", cp.kubeconfig, "dgx-a100", Whole(), root=work / "w", mig_enabled=False)
+    bare = PluginNode.create("nostatus-node", cp.kubeconfig, "dgx-a100", Whole(), root=work / "n", mig_enabled=False)
     ours.start(kube)
     bare.start(kube, extra=("--claim-device-status", "false"))  # the same work as the Go plugin
     for plugin in (ours, bare):  # steady state only

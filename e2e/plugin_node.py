@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from e2e.wait import until
 from nvml_sim.build import library_path
 from nvml_sim.control import SimulatedMachine
 from nvml_sim.driver_install import install
+from sandbox.ports import pick_free_ports
 
 DRIVER = "gpu.dra-driver.dev"
 
@@ -35,9 +37,18 @@ class PluginNode:
     logs: list[Path] = field(default_factory=list)
 
     @classmethod
-    def create(cls, name: str, kubeconfig: Path, profile: str, mode: GpuMode, root: Path | None = None) -> PluginNode:
+    def create(
+        cls,
+        name: str,
+        kubeconfig: Path,
+        profile: str,
+        mode: GpuMode,
+        root: Path | None = None,
+        mig_enabled: bool = True,
+    ) -> PluginNode:
+        """``mig_enabled``: the GPUs' MIG mode (on, a whole GPU is prepared as its full-size MIG instance)."""
         root = root or Path(tempfile.mkdtemp(prefix="dra-pn-", dir="/tmp"))
-        machine = SimulatedMachine.create(root / "machine.json", profile, name)
+        machine = SimulatedMachine.create(root / "machine.json", profile, name, mig_enabled=mig_enabled)
         (root / "partitioning.yaml").write_text(
             yaml.safe_dump({"apiVersion": API_VERSION, "kind": KIND, "defaultMode": str(mode)})
         )
@@ -67,6 +78,8 @@ class PluginNode:
         log = self.root / f"plugin-{self.starts}.log"
         self.logs.append(log)
         self.starts += 1
+        named = [extra[i + 1] for i, flag in enumerate(extra[:-1]) if flag == "--health-port"]
+        health_port = int(named[-1]) if named else pick_free_ports(1)[0]
         argv = [
             sys.executable,
             "-m",
@@ -93,6 +106,7 @@ class PluginNode:
             str(install(self.root / "driver-root", self.machine.state()["driverVersion"], library_path())),
             "--sysfs-root",
             str(self.machine.sysfs_root()),
+            *(() if named else ("--health-port", str(health_port))),
             *extra,
         ]
         with open(log, "wb") as out:
@@ -108,7 +122,7 @@ class PluginNode:
                 f"plugin of {self.name} publishing slices (log {log})",
                 timeout=60,
             )
-        until(lambda: self.dra_socket().exists() or not self.alive(), "DRA socket", timeout=60)
+        until(lambda: _ready(health_port) or not self.alive(), "the plugin ready (/readyz)", timeout=60)
         if not self.alive():
             raise AssertionError(f"plugin exited: {log.read_text()[-3000:]}")
 
@@ -130,3 +144,12 @@ class PluginNode:
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
+
+
+def _ready(port: int) -> bool:
+    """Does the plugin's ``/readyz`` say ready (slices published, claims served: start-up repair done)?"""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False

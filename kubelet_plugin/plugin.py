@@ -1,13 +1,13 @@
 """The kubelet plugin daemon: wiring, start-up, the publish loop, health endpoints, graceful shutdown.
 
-Built by ``starting.main`` once the gRPC services already serve behind its gate (registration comes first).
-Start-up here: Prometheus ``/metrics`` (``--metrics-port``, off by default; kubelet_plugin/metrics.py,
-docs/metrics.md) -> driver files under ``--driver-root`` -> NVML session (the driver root's
-``libnvidia-ml.so.1`` unless ``--nvml-lib``) -> API capabilities -> inventory -> checkpoint -> the first
-publication handed to the slice reconciler (ready once written) -> repair (all but its GPU settings step;
-every GPU's lock taken) -> the gate opens (claims are served) -> repair's GPU settings check after the first
-publication (``repair.DeferredSettings``: ``nvidia-smi`` per GPU, each GPU's lock let go once it is checked).
-A fatal error at start-up (no driver under the driver root, no NVML, the metrics port in use) is a
+Built by ``starting.main`` once the gRPC services serve behind its gate (registration comes first) and the
+driver's files under ``--driver-root`` are found. Start-up here: Prometheus ``/metrics`` (``--metrics-port``,
+off by default; kubelet_plugin/metrics.py, docs/metrics.md) -> NVML session (the driver root's
+``libnvidia-ml.so.1`` unless ``--nvml-lib``) -> inventory -> API capabilities -> checkpoint -> the first
+publication handed to the slice reconciler -> repair (all but its GPU settings step; every GPU's lock taken)
+-> the gate opens (claims are served; ``/readyz`` says ready once the slices are published too) -> repair's
+GPU settings check after the first publication (``repair.DeferredSettings``: ``nvidia-smi`` per GPU, each
+GPU's lock let go once it is checked). A fatal error at start-up (no NVML, the metrics port in use) is a
 ``FatalError``: ``starting.main`` logs it in one line, removes the sockets and exits with code 1. A loop
 re-scans the hardware every ``rescan_seconds`` and hands the pool to the reconciler, which publishes it (no
 write when nothing changed), restores slices changed or deleted by others and retries while the API server
@@ -76,7 +76,10 @@ class Plugin:
         fetched."""
         self.settings = settings
         self.stopping = threading.Event()
-        self.ready = threading.Event()
+        self.ready = threading.Event()  # published and serving claims
+        self.published = threading.Event()  # the first publication is written
+        self._serving = False
+        self._ready_lock = threading.Lock()
         self.metrics = PluginMetrics()
         self.metrics_server = (  # first: a port in use fails the start before anything else is touched
             MetricsServer(self.metrics.registry, settings.metrics_address, settings.metrics_port)
@@ -226,11 +229,13 @@ class Plugin:
         report = repair(self.driver, mig_gpus, settings=False)
         log.info("repair done: %s", report)
         self._settings = DeferredSettings(self.driver)  # holds every GPU's lock until its settings are checked
-        if self.ready.is_set():  # published already (else ``_published`` lets the check go)
+        if self.published.is_set():  # published already (else ``_published`` lets the check go)
             self._settings.go()
         self.mps_supervisor.start()
         self.events.start()
         open_gate(self)
+        self._serving = True
+        self._maybe_ready()
         # after the first publication (nvidia-smi is slow), SETTINGS_WITHIN_S at the latest
         self._settings.start(within_s=SETTINGS_WITHIN_S)
         self.gpu_modes.start()
@@ -265,11 +270,18 @@ class Plugin:
         self.metrics.published(sum(len(spec.get("devices") or []) for spec in result.slices.values()))
         if result.writes:
             log.info("published %d slice write(s), generation %d", result.writes, result.generation)
-        if not self.ready.is_set():
-            log.info("slices published: ready")
-            self.ready.set()
+        if not self.published.is_set():
+            self.published.set()
             if self._settings is not None:
                 self._settings.go()
+            self._maybe_ready()
+
+    def _maybe_ready(self) -> None:
+        """Ready (``/readyz``) once the slices are published and claims are served (repair done)."""
+        with self._ready_lock:
+            if self.published.is_set() and self._serving and not self.ready.is_set():
+                log.info("ready: slices published, claims served")
+                self.ready.set()
 
     def _rescan_loop(self) -> None:
         while not self.stopping.wait(self.settings.rescan_seconds):

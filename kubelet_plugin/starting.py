@@ -22,6 +22,7 @@ import fcntl
 import logging
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -35,6 +36,9 @@ from kubelet_plugin import logs
 from kubelet_plugin.settings import Settings, metrics_listen_error, parse
 
 log = logging.getLogger(__name__)
+# A thread waiting for the GIL gets it after at most this long (CPython's default is 5 ms): the gRPC thread that
+# answers the kubelet must not wait behind a background thread (a status write, the health feed, a re-scan).
+SWITCH_INTERVAL_S = 0.0005
 MIN_BUDGET_S = 0.5  # a call with less than this left after waiting in the gate is answered "still starting"
 
 
@@ -122,6 +126,7 @@ def check_metrics_port(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     settings = parse(argv)
     logs.configure(settings.log_json, settings.node_name)
     stop = threading.Event()

@@ -25,7 +25,7 @@ ClaimInput = Claim | Mapping[str, Any]
 
 
 def as_claims(claims: Sequence[ClaimInput]) -> tuple[Claim, ...]:
-    return tuple(c if isinstance(c, Claim) else parse_claim(c) for c in claims)
+    return tuple([c if isinstance(c, Claim) else parse_claim(c) for c in claims])
 
 
 def allocate(cluster: ClusterState, claim: ClaimInput, node: Node, *, max_steps: int | None = None) -> Outcome:
@@ -59,8 +59,9 @@ def allocate_claims(
         search.prepare()
         done = search.run()
         if done:
+            results = search.results
             return Allocation(
-                node.name, tuple(claim_allocation(c, search.results[i], node.name) for i, c in enumerate(parsed))
+                node.name, tuple([claim_allocation(c, results[i], node.name) for i, c in enumerate(parsed)])
             )
     except Fatal as e:
         return Failed(node.name, str(e))

@@ -149,6 +149,8 @@ def _build_pool(pool_id: PoolId, visible: list[Slice], every: list[Slice], expec
         return _make(
             pool_id, slices, other_slices, invalid=f"duplicate device name {duplicate}", seen=seen, expected=expected
         )
+    if not counter_slices and not any(s.consumptions for s in device_slices + other):
+        return _make(pool_id, slices, other_slices, seen=seen, expected=expected)  # no counters: nothing to check
     counter_sets: dict[str, CounterSet] = {}
     for slice_ in counter_slices:
         for counter_set in slice_.shared_counters:
@@ -158,7 +160,7 @@ def _build_pool(pool_id: PoolId, visible: list[Slice], every: list[Slice], expec
             counter_sets[counter_set.name] = counter_set
     if (why := _unknown_counter(device_slices + other, counter_sets)) is not None:
         return _make(pool_id, slices, other_slices, invalid=why, seen=seen, expected=expected)
-    return _make(pool_id, slices, other_slices, counter_sets or _NO_COUNTER_SETS, seen=seen, expected=expected)
+    return _make(pool_id, slices, other_slices, counter_sets, seen=seen, expected=expected)
 
 
 def _duplicate_name(device_slices: list[Slice]) -> str | None:

@@ -14,7 +14,6 @@ from dra_driver.structured.model import Claim
 from dra_driver.structured.outcome import ClaimAllocation, DeviceResult
 from dra_driver.structured.search_types import Chosen, Fatal
 
-
 _new = object.__new__
 
 

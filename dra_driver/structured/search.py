@@ -162,24 +162,32 @@ class Search:
         return self._one(0, 0, 0, 0, False, (0, 0, 0))
 
     def _one(self, ci: int, ri: int, si: int, di: int, in_sub: bool, start: tuple[int, int, int]) -> bool:
-        self.steps += 1
-        if self.max_steps is not None and self.steps > self.max_steps:
-            raise OutOfSteps
-        if ci >= len(self.claims):
-            return True
-        if ri >= len(self.claims[ci].requests):
-            try:
-                return self._one(ci + 1, 0, 0, 0, False, (0, 0, 0))
-            except _MaxSize:
+        # Each pass of the loop is one step of ``allocateOne``; moving on to the next request, or to the end
+        # of the search, loops instead of recursing (nothing is rolled back or caught between those steps).
+        claims = self.claims
+        while True:
+            self.steps += 1
+            if self.max_steps is not None and self.steps > self.max_steps:
+                raise OutOfSteps
+            if ci >= len(claims):
+                return True
+            if ri >= len(claims[ci].requests):
+                if ci + 1 >= len(claims):  # the next step ends the search: no _MaxSize to catch there
+                    ci += 1
+                    continue
+                try:
+                    return self._one(ci + 1, 0, 0, 0, False, (0, 0, 0))
+                except _MaxSize:
+                    return False
+            data = self.data[(ci, ri, si)]
+            if not in_sub and data.parent is not None:
+                return self._subrequests(ci, ri, di)
+            request = data.request
+            if request.mode == ALL and not data.all_devices:
                 return False
-        data = self.data[(ci, ri, si)]
-        if not in_sub and data.parent is not None:
-            return self._subrequests(ci, ri, di)
-        request = data.request
-        if request.mode == ALL and not data.all_devices:
-            return False
-        if di >= data.num_devices:
-            return self._one(ci, ri + 1, 0, 0, False, (0, 0, 0))
+            if di < data.num_devices:
+                break
+            ri, si, di, in_sub, start = ri + 1, 0, 0, False, (0, 0, 0)
         if len(self.results[ci]) + data.num_devices - di > MAX_RESULTS_PER_CLAIM:
             raise _MaxSize
         if request.mode == ALL:
