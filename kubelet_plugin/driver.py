@@ -10,6 +10,7 @@ one place exceptions become the per-claim error string.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -35,6 +36,7 @@ from kubelet_plugin.transaction import ClaimTransaction, UndoFailed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+STATUS_AFTER_S = 1.0  # a status write waits at most this long for its prepare's answer to go out
 
 
 def per_claim_error(exc: BaseException) -> str:
@@ -96,12 +98,15 @@ class GpuDriver:
 
     # --- the gRPC-facing API -------------------------------------------------------------------
 
-    def prepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, PrepareResult]:
+    def prepare(
+        self, claims: list[ClaimRef], within_s: float | None = None, answered: threading.Event | None = None
+    ) -> dict[str, PrepareResult]:
         """Every claim's result, or, for a claim still being prepared after ``within_s`` (default
         ``answer_within_s``), an error saying so: the work goes on, and the kubelet's retry is answered from the
-        checkpoint once it is done."""
+        checkpoint once it is done. The claims' ``status.devices`` writes wait for ``answered`` (the answer has
+        gone out), ``STATUS_AFTER_S`` at most, so that they do not compete with it."""
         budget = self.answer_within_s if within_s is None else within_s
-        futures = {c.uid: self._pool.submit(self._prepare_reported, c) for c in claims}
+        futures = {c.uid: self._pool.submit(self._prepare_reported, c, answered) for c in claims}
         return self._answers(futures, PrepareResult(error=self._late("prepared", budget)), budget)
 
     def unprepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, str]:
@@ -122,11 +127,11 @@ class GpuDriver:
         finished, _ = wait(futures.values(), timeout=budget)
         return {uid: f.result() if f in finished else late for uid, f in futures.items()}
 
-    def _prepare_reported(self, ref: ClaimRef) -> PrepareResult:
+    def _prepare_reported(self, ref: ClaimRef, answered: threading.Event | None = None) -> PrepareResult:
         clog = ClaimLogger(log, ref)
         started = time.monotonic()
         try:
-            devices = self.prepare_claim(ref, clog)
+            devices = self.prepare_claim(ref, clog, answered)
         except Exception as exc:
             self.metrics.observe_prepare(time.monotonic() - started, exc)
             message = per_claim_error(exc)
@@ -153,11 +158,15 @@ class GpuDriver:
 
     # --- prepare -------------------------------------------------------------------------------
 
-    def prepare_claim(self, ref: ClaimRef, clog: logging.LoggerAdapter[logging.Logger]) -> tuple[PreparedDevice, ...]:
+    def prepare_claim(
+        self, ref: ClaimRef, clog: logging.LoggerAdapter[logging.Logger], answered: threading.Event | None = None
+    ) -> tuple[PreparedDevice, ...]:
         with self.locks.claim(ref.uid):  # one prepare/unprepare of a claim at a time (kubelet retries overlap)
-            return self._prepare_claim(ref, clog)
+            return self._prepare_claim(ref, clog, answered)
 
-    def _prepare_claim(self, ref: ClaimRef, clog: logging.LoggerAdapter[logging.Logger]) -> tuple[PreparedDevice, ...]:
+    def _prepare_claim(
+        self, ref: ClaimRef, clog: logging.LoggerAdapter[logging.Logger], answered: threading.Event | None
+    ) -> tuple[PreparedDevice, ...]:
         record = self.checkpoint.get(ref.uid)
         if record is not None and record.state == "PrepareCompleted":
             clog.info("already prepared: answering from the checkpoint")
@@ -178,7 +187,7 @@ class GpuDriver:
             minors = {g.index: g.minor for g in ctx.inventory.gpus}
             completed = self.transaction.prepare(ref, planned, minors)
         if self.device_status:
-            self._status_writer.submit(self._write_status, ref, completed, clog, claim)  # off the kubelet's path
+            self._status_writer.submit(self._write_status, ref, completed, clog, claim, answered)  # after the answer
         return tuple(d.to_kubelet() for d in completed)
 
     def _write_status(
@@ -187,9 +196,12 @@ class GpuDriver:
         devices: tuple[DeviceRecord, ...],
         clog: logging.LoggerAdapter[logging.Logger],
         read: dict[str, Any],
+        answered: threading.Event | None,
     ) -> None:
         """Best effort: the claim's ``status.devices``, unless it was unprepared (or prepared again) before the
         write's turn came: its devices are gone then, and a newer prepare writes its own."""
+        if answered is not None:
+            answered.wait(STATUS_AFTER_S)
         record = self.checkpoint.get(ref.uid)
         if record is None or record.state != "PrepareCompleted" or record.devices != devices:
             clog.info("not recording device status: the claim was unprepared meanwhile")

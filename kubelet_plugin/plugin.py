@@ -189,8 +189,10 @@ class Plugin:
         log.warning("slices not published within %.0fs after a GPU mode change", timeout)
 
     # DraHandler
-    def prepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, PrepareResult]:
-        return self.driver.prepare(claims, within_s)
+    def prepare(
+        self, claims: list[ClaimRef], within_s: float | None = None, answered: threading.Event | None = None
+    ) -> dict[str, PrepareResult]:
+        return self.driver.prepare(claims, within_s, answered)
 
     def unprepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, str]:
         return self.driver.unprepare(claims, within_s)

@@ -45,7 +45,9 @@ MIN_BUDGET_S = 0.5  # a call with less than this left after waiting in the gate 
 class Served(Protocol):
     """What the gate hands calls to once open (``plugin.Plugin``)."""
 
-    def prepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, PrepareResult]: ...
+    def prepare(
+        self, claims: list[ClaimRef], within_s: float | None = None, answered: threading.Event | None = None
+    ) -> dict[str, PrepareResult]: ...
     def unprepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, str]: ...
     def health(self, timeout: float) -> list[tuple[str, str, int, str]]: ...
 
@@ -78,11 +80,11 @@ class StartingGate:
             return f"the plugin failed to start ({self._failure}); it restarts and the kubelet retries"
         return f"the plugin is still starting after {self.budget_s:.0f}s (start-up repair); the kubelet retries"
 
-    def prepare(self, claims: list[ClaimRef]) -> dict[str, PrepareResult]:
+    def prepare(self, claims: list[ClaimRef], answered: threading.Event | None = None) -> dict[str, PrepareResult]:
         served, left = self._wait()
         if served is None:
             return {c.uid: PrepareResult(error=self._refusal()) for c in claims}
-        return served.prepare(claims, within_s=left)
+        return served.prepare(claims, within_s=left, answered=answered)
 
     def unprepare(self, claims: list[ClaimRef]) -> dict[str, str]:
         served, left = self._wait()

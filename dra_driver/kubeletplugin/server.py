@@ -46,7 +46,13 @@ REGISTRATION_MAX_MESSAGE_BYTES = 64 * 1024  # the kubelet sends a bool and an er
 
 
 class DraHandler(Protocol):
-    def prepare(self, claims: list[proto.ClaimRef]) -> dict[str, proto.PrepareResult]: ...
+    def prepare(
+        self, claims: list[proto.ClaimRef], answered: threading.Event | None = None
+    ) -> dict[str, proto.PrepareResult]:
+        """``answered`` is set once the answer has gone out (the RPC ended): work a handler leaves for after the
+        answer (a status write) can wait for it, so that it does not compete with the answer."""
+        ...
+
     def unprepare(self, claims: list[proto.ClaimRef]) -> dict[str, str]: ...
     def health(self, timeout: float) -> list[tuple[str, str, int, str]]:
         """(pool, device, HealthStatus value, message) of every device; blocks up to ``timeout`` for a change."""
@@ -94,7 +100,9 @@ def _dra_servicer(base: type, version: str, handler: DraHandler) -> Any:
     class Servicer(base):  # type: ignore[misc]
         def NodePrepareResources(self, request: Any, context: Any) -> Any:
             valid, refused = _admitted(request, context, "NodePrepareResources")
-            results = handler.prepare(valid) if valid else {}
+            answered = threading.Event()
+            context.add_callback(answered.set)  # the RPC ended: its answer went out (or its client went away)
+            results = handler.prepare(valid, answered) if valid else {}
             results |= {uid: proto.PrepareResult(error=error) for uid, error in refused.items()}
             return proto.prepare_response(version, results)
 

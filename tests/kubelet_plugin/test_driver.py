@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from dra_driver import cdi
 from dra_driver.k8s import MERGE_PATCH, ApiError
 from dra_driver.kubeletplugin.protocol import ClaimRef
+from e2e.wait import until
 from kubelet_plugin.hardware import EXCLUSIVE_PROCESS
 from kubelet_plugin.records import MigPartition
 from tests.kubelet_plugin.conftest import DRIVER, NODE, Node, claim, time_slicing
@@ -156,6 +158,19 @@ def test_no_status_is_written_for_a_claim_unprepared_before_the_writes_turn(node
     busy.set()
     driver.shutdown()
     assert node.api.patches == [] and node.api.replaces == []
+
+
+def test_the_status_write_waits_until_the_prepares_answer_has_gone_out(node: Node) -> None:
+    ref = node.api.add(claim("u1", [MIG_0]))
+    driver = node.driver()
+    answered = threading.Event()
+    assert not driver.prepare([ref], answered=answered)["u1"].error
+    time.sleep(0.3)  # the writer had time to write, had it not waited (this sleep is what is being measured)
+    assert node.api.patches == []
+    answered.set()  # the server's callback: the RPC ended
+    until(lambda: node.api.patches, "the status write after the answer", timeout=10)
+    driver.shutdown()
+    assert len(node.api.patches) == 1
 
 
 def test_no_status_is_written_when_device_status_is_off(node: Node) -> None:

@@ -11,6 +11,7 @@ no time-slice interval, no MPS setting. Three bugs these properties found have a
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,8 +75,8 @@ class DriverHandler:
     def __init__(self, driver: GpuDriver) -> None:
         self.driver = driver
 
-    def prepare(self, claims: list[ClaimRef]) -> dict[str, PrepareResult]:
-        return self.driver.prepare(claims)
+    def prepare(self, claims: list[ClaimRef], answered: threading.Event | None = None) -> dict[str, PrepareResult]:
+        return self.driver.prepare(claims, answered=answered)
 
     def unprepare(self, claims: list[ClaimRef]) -> dict[str, str]:
         return self.driver.unprepare(claims)

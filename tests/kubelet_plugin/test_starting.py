@@ -23,7 +23,9 @@ class Recorder:
     def __init__(self) -> None:
         self.budgets: list[float | None] = []
 
-    def prepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, PrepareResult]:
+    def prepare(
+        self, claims: list[ClaimRef], within_s: float | None = None, answered: threading.Event | None = None
+    ) -> dict[str, PrepareResult]:
         self.budgets.append(within_s)
         return {c.uid: PrepareResult() for c in claims}
 

@@ -36,7 +36,7 @@ class Devices:
             self._health[name] = status
             self._changed.notify_all()
 
-    def prepare(self, claims: list[ClaimRef]) -> dict[str, PrepareResult]:
+    def prepare(self, claims: list[ClaimRef], answered: threading.Event | None = None) -> dict[str, PrepareResult]:
         return {}
 
     def unprepare(self, claims: list[ClaimRef]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class RecordingHandler:
         self.prepared: list[ClaimRef] = []
         self.unprepared: list[ClaimRef] = []
 
-    def prepare(self, claims: list[ClaimRef]) -> dict[str, PrepareResult]:
+    def prepare(self, claims: list[ClaimRef], answered: threading.Event | None = None) -> dict[str, PrepareResult]:
         self.prepared += claims
         device = PreparedDevice(("gpu",), "node-a", "gpu-0", ("k8s.gpu.example.com/claim=x",))
         return {c.uid: PrepareResult(devices=(device,)) for c in claims}
