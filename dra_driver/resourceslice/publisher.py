@@ -95,7 +95,6 @@ class SlicePublisher:
         self.owner = owner
         self.on_write = on_write
         self.base = resource_path(f"resource.k8s.io/{caps.api_version}", "resourceslices")
-        self._writers: ThreadPoolExecutor | None = None  # made on the first multi-slice generation
 
     @classmethod
     def for_node(
@@ -169,10 +168,9 @@ class SlicePublisher:
         """Write ``objs`` side by side; the first failure is raised once every write has ended."""
         if len(objs) == 1:
             return self._write(objs[0], actual.get(objs[0]["metadata"]["name"]))
-        if self._writers is None:
-            self._writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="slice-write")
-        futures = [self._writers.submit(self._write, o, actual.get(o["metadata"]["name"])) for o in objs]
-        wait(futures)
+        with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="slice-write") as writers:  # rare: no pool kept
+            futures = [writers.submit(self._write, o, actual.get(o["metadata"]["name"])) for o in objs]
+            wait(futures)
         return sum(f.result() for f in futures)
 
     def _write(self, obj: Obj, current: Obj | None) -> int:
