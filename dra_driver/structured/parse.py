@@ -104,30 +104,43 @@ def _capacity(raw: Obj) -> Capacity:
     return Capacity(parse_quantity(str(raw["value"])), _policy(policy))
 
 
-@lru_cache(maxsize=4096)
-def _shared_consumption(
-    counter_set: str, counters: tuple[tuple[str, str], ...], groups: tuple[str, ...]
-) -> CounterConsumption:
-    return CounterConsumption(counter_set, {k: parse_quantity(v) for k, v in counters}, groups)
+_consumptions: dict[tuple[Any, ...], CounterConsumption] = {}
 
 
 def _consumption(raw: Obj) -> CounterConsumption:
-    counters = tuple([(k, str(v["value"])) for k, v in (raw.get("counters") or {}).items()])
+    """One shared (never changed) consumption per distinct counter set, counters, amounts and groups."""
+    counters = raw.get("counters") or {}
     groups = raw.get("compatibilityGroups")
-    return _shared_consumption(str(raw["counterSet"]), counters, tuple(groups) if groups else ())
+    key = (
+        raw["counterSet"],
+        tuple(counters),
+        tuple([v["value"] for v in counters.values()]),
+        tuple(groups) if groups else (),
+    )
+    found = _consumptions.get(key)
+    if found is None:
+        amounts = {k: parse_quantity(str(v)) for k, v in zip(key[1], key[2], strict=True)}
+        if len(_consumptions) >= 4096:
+            _consumptions.clear()
+        found = _consumptions[key] = CounterConsumption(str(key[0]), amounts, key[3])
+    return found
 
 
-_capacities: dict[tuple[tuple[str, str], ...], Mapping[str, Capacity]] = {}
+_capacities: dict[tuple[tuple[str, ...], tuple[Any, ...]], Mapping[str, Capacity]] = {}
 
 
-def _plain_capacities(raw: Mapping[str, Any]) -> Mapping[str, Capacity]:
-    """Capacities without request policies, one shared (never changed) mapping per distinct set of values."""
-    key = tuple([(k, str(v["value"])) for k, v in raw.items()])
+def _plain_capacities(raw: Mapping[str, Any]) -> Mapping[str, Capacity] | None:
+    """Capacities without request policies (each ``{"value": ...}`` alone), one shared (never changed) mapping
+    per distinct set of values; None when some capacity has more than its value."""
+    values = tuple([v["value"] if len(v) == 1 else None for v in raw.values()])
+    if None in values:
+        return None
+    key = (tuple(raw), values)
     found = _capacities.get(key)
     if found is None:
         if len(_capacities) >= 4096:
             _capacities.clear()
-        found = _capacities[key] = {k: _plain_capacity(v) for k, v in key}
+        found = _capacities[key] = {k: _plain_capacity(str(v)) for k, v in zip(key[0], values, strict=True)}
     return found
 
 
@@ -149,12 +162,9 @@ def _device(driver: str, raw: Obj) -> Device:
     # the common shapes cheaply: parsing is per device, 200 per MIG node (docs/benchmarks.md)
     per_device = "nodeName" in raw or "nodeSelector" in raw or "allNodes" in raw
     consumes, taints, capacity = raw.get("consumesCounters"), raw.get("taints"), raw.get("capacity")
-    if not capacity:
-        capacities: Mapping[str, Capacity] = {}
-    elif any(v.get("requestPolicy") is not None for v in capacity.values()):
-        capacities = {k: _capacity(v) for k, v in capacity.items()}
-    else:
-        capacities = _plain_capacities(capacity)
+    capacities = _plain_capacities(capacity) if capacity else {}
+    if capacities is None:  # some capacity has a request policy
+        capacities = {k: _capacity(v) for k, v in (capacity or {}).items()}
     conditions = raw.get("bindingConditions")
     device = _new(Device)
     # Device's own __init__ sets its fields one by one through object.__setattr__ (it is frozen): a tenth of

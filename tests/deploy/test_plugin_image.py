@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tarfile
 from pathlib import Path
@@ -121,6 +122,15 @@ def _chroot(rootfs: Path, *argv: str, env: dict[str, str] | None = None) -> subp
     )
 
 
+def _dev_nodes(rootfs: Path) -> None:
+    """/dev/null, /dev/zero, /dev/random and /dev/urandom in ``rootfs``, as a container runtime makes them."""
+    (rootfs / "dev").mkdir(exist_ok=True)
+    for name, minor in (("null", 3), ("zero", 5), ("random", 8), ("urandom", 9)):
+        node = rootfs / "dev" / name
+        if not node.exists():
+            os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+
+
 can_chroot = pytest.mark.skipif(os.geteuid() != 0, reason="running the image's Python needs chroot (root)")
 
 
@@ -177,7 +187,8 @@ def test_the_simulated_image_runs_the_plugin_on_its_prebuilt_simulated_nvml(tmp_
     assert (rootfs / SIM_DIR / "libnvidia-ml.so.1").is_file() and not list(rootfs.glob("usr/bin/*cc*"))
     env = dict(e.split("=", 1) for e in ENV + _sim_env())
     env |= {"SIMULATED_GPUS": "true", "SIMULATED_GPU_PROFILE": "dgx-a100", "NODE_NAME": "node-a"}
-    # no API server here: the plugin gets as far as its kubeconfig, after loading the simulated driver
+    _dev_nodes(rootfs)  # gRPC's runtime reads /dev/urandom (the container runtime gives a container /dev)
+    # no API server here: the plugin registers, then gets as far as its kubeconfig, after loading the driver
     done = _chroot(rootfs, *ENTRYPOINT[:2], "nvml_sim.entrypoint", "--", "--kubeconfig", "/nonexistent", env=env)
     assert "simulated GPUs: dgx-a100 machine /var/lib/dra-gpu/simulated-gpus/machine.json" in done.stderr
     assert "driver 580.95.05 under /var/lib/dra-gpu/simulated-gpus/driver-root: 6 libraries" in done.stderr
