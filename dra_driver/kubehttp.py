@@ -3,8 +3,11 @@
 For the kubelet plugin's hot path and start-up (issue 14): the ``kubernetes`` client costs ~5 ms per call and
 0.3 s to import. Same credentials (a kubeconfig's server, CA, client certificate or token; in-cluster: the
 service account's token and CA), same errors (``ApiError``, ``ApiUnavailable``), same timeouts on every call,
-no retries. Each thread keeps one keep-alive connection (checked for a close by the server before reuse, not
-retried after a failure); a watch gets a connection of its own, closed when the stream ends.
+no retries. A request takes an idle keep-alive connection from a pool shared by all threads (checked for a close
+by the server before reuse, not retried after a failure) and gives it back once its answer is read, so a burst
+of threads (the capability probe, a new slice generation) reuses the connections of the last one instead of
+each opening (and the API server accepting) a TLS connection of its own; at most ``IDLE_MAX`` are kept. A
+watch gets a connection of its own, closed when the stream ends.
 
 Supported kubeconfig credentials: ``certificate-authority(-data)``, ``insecure-skip-tls-verify``,
 ``client-certificate(-data)`` + ``client-key(-data)``, ``token``, ``tokenFile``. Anything else (exec plugins,
@@ -34,6 +37,7 @@ from dra_driver.errors import ConfigError
 from dra_driver.k8s import ApiError, ApiUnavailable, Kube, Obj, Timeouts, WatchStream, shorten
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+IDLE_MAX = 8  # idle connections kept (the plugin's busiest bursts: 5 probe dry runs, 4 slice writers)
 TOKEN_REREAD_S = 60.0  # bound service-account tokens rotate; the kubelet refreshes the file well before expiry
 
 
@@ -120,14 +124,14 @@ def credentials_in_cluster(root: Path = SERVICE_ACCOUNT) -> Credentials:
 
 
 class HttpKube(Kube):
-    """``Kube`` over persistent connections (one per thread). Thread-safe."""
+    """``Kube`` over persistent connections (a pool shared by the threads). Thread-safe."""
 
     def __init__(self, credentials: Credentials, timeouts: Timeouts | None = None) -> None:
         self.credentials = credentials
         self.timeouts = timeouts or Timeouts()
         self.calls: dict[str, int] = {}
-        self._local = threading.local()
-        self._open: set[http.client.HTTPConnection] = set()  # every thread's, for close()
+        self._idle: list[http.client.HTTPConnection] = []  # not in use; the most recently used last
+        self._open: set[http.client.HTTPConnection] = set()  # idle or in use, for close()
         self._token_lock = threading.Lock()
         self._token: tuple[str | None, float] = (credentials.token, 0.0)
 
@@ -162,23 +166,35 @@ class HttpKube(Kube):
         return conn
 
     def _pooled(self, method: str, path: str) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is not None and (conn.sock is None or _dropped(conn.sock)):
-            conn.close()  # the server closed it while idle: a fresh one (nothing was sent: not a retry)
+        """An idle connection the server has not closed, else a new one."""
+        while True:
+            with self._token_lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                break
+            if conn.sock is not None and not _dropped(conn.sock):
+                return conn
+            conn.close()  # the server closed it while idle: try the next (nothing was sent: not a retry)
             with self._token_lock:
                 self._open.discard(conn)
-            conn = None
-        if conn is None:
-            conn = self._connect(method, path)
-            self._local.conn = conn
-            with self._token_lock:
-                self._open.add(conn)
+        conn = self._connect(method, path)
+        with self._token_lock:
+            self._open.add(conn)
         return conn
 
-    def close(self) -> None:
-        """Close every thread's connection (a later call opens a new one)."""
+    def _release(self, conn: http.client.HTTPConnection) -> None:
+        """Back to the pool after its answer was read (a closed one, or one over ``IDLE_MAX``, is dropped)."""
         with self._token_lock:
-            conns, self._open = self._open, set()
+            if conn.sock is not None and len(self._idle) < IDLE_MAX:
+                self._idle.append(conn)
+                return
+            self._open.discard(conn)
+        conn.close()
+
+    def close(self) -> None:
+        """Close every connection (a later call opens a new one)."""
+        with self._token_lock:
+            conns, self._open, self._idle = self._open, set(), []
         for conn in conns:
             conn.close()
 
@@ -238,21 +254,32 @@ class HttpKube(Kube):
         content_type: str = "application/json",
     ) -> Obj:
         conn = self._pooled(method, path)
-        resp = self._exchange(conn, method, path, body, query, content_type, self.timeouts.read)
         try:
-            data = resp.read()
+            resp = self._exchange(conn, method, path, body, query, content_type, self.timeouts.read)
+            data = self._answer(conn, resp, method, path)
+        except BaseException:
+            with self._token_lock:
+                self._open.discard(conn)  # closed by the failure: not back to the pool
+            raise
+        if resp.will_close:
+            conn.close()
+        self._release(conn)
+        if not 200 <= resp.status < 300:
+            raise ApiError(method, path, resp.status, data.decode(errors="replace"))
+        result: Obj = json.loads(data) if data else {}
+        return result
+
+    def _answer(
+        self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, method: str, path: str
+    ) -> bytes:
+        try:
+            return resp.read()
         except TimeoutError as exc:
             conn.close()
             raise ApiUnavailable(f"API server did not answer within {self.timeouts.read:g}s: {method} {path}") from exc
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise ApiUnavailable(f"API server connection failed: {method} {path}: {shorten(str(exc), 300)}") from exc
-        if resp.will_close:
-            conn.close()
-        if not 200 <= resp.status < 300:
-            raise ApiError(method, path, resp.status, data.decode(errors="replace"))
-        result: Obj = json.loads(data) if data else {}
-        return result
 
     def watch(self, path: str, resource_version: str, timeout_s: int, **query: str) -> WatchStream:
         params = {

@@ -112,9 +112,26 @@ def test_error_status_is_an_api_error_with_the_servers_message(api: ApiStandIn, 
 def test_a_connection_the_server_closed_while_idle_is_replaced(api: ApiStandIn, kubes: list[HttpKube]) -> None:
     kube = _kube(kubes, api.server_address[1])
     kube.get(CLAIM)
-    kube._local.conn.sock.shutdown(socket.SHUT_RDWR)  # as if the server had hung up: readable, EOF
+    kube._idle[-1].sock.shutdown(socket.SHUT_RDWR)  # as if the server had hung up: readable, EOF
     assert kube.get(CLAIM) is not None
     assert len({seen[3] for seen in api.seen}) == 2
+
+
+def test_threads_take_idle_connections_from_one_pool_instead_of_opening_their_own(
+    api: ApiStandIn, kubes: list[HttpKube]
+) -> None:
+    kube = _kube(kubes, api.server_address[1])
+    taken = [kube._pooled("GET", CLAIM) for _ in range(4)]  # four in use at once, as a burst of threads holds them
+    ports = {c.sock.getsockname()[1] for c in taken if c.sock is not None}
+    for conn in taken:
+        kube._release(conn)
+    threads = [threading.Thread(target=kube.get, args=(CLAIM,)) for _ in range(4)]  # never more in use than idle
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(api.seen) == 4
+    assert {seen[3][1] for seen in api.seen} <= ports  # a later burst reuses them: no new connection
 
 
 def test_watch_streams_events_on_its_own_connection(api: ApiStandIn, kubes: list[HttpKube]) -> None:
