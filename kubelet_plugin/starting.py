@@ -2,12 +2,12 @@
 
 Start-up order: settings and logging -> the flags that name the environment checked (the metrics port can be
 listened on, the driver root holds a driver: refused in one line before anything is touched) -> the node's
-state lock (a rolling update's new plugin pod waits here
-until the old one has exited, so the kubelet keeps calling the old one meanwhile) -> the gRPC services (DRA
-socket, then registration) with a ``StartingGate`` as their handler -> the API server's facts asked for in a
-thread (``api_facts``) -> only now the rest of the plugin's imports and ``plugin.Plugin`` (NVML, the API server's capabilities, the checkpoint, start-up repair) -> the
+state lock (a rolling update's new plugin pod waits here until the old one has exited, so the kubelet keeps
+calling the old one meanwhile) -> the gRPC services (DRA socket, then registration) with a ``StartingGate`` as
+their handler -> the API server's facts asked for in a thread (``api_facts``) -> only now the rest of the
+plugin's imports and ``plugin.Plugin`` (NVML, the checkpoint, the first publication, start-up repair) -> the
 plugin opens the gate where its claims can be served (after repair, every GPU's lock held for the deferred
-settings check) and publishes its slices.
+settings check).
 
 Until the gate opens, prepare and unprepare calls wait in it. The plugin gets what is left of the call's
 budget (the kubelet's 45 s less 5 s, ``ANSWER_WITHIN_S``); a call whose budget ran out in the gate, or that
