@@ -56,8 +56,7 @@ def _available_now(pool: Pool, allocated: AllocatedState) -> Counts:
     if not held:
         return left
     for slice_ in pool.slices + pool.other_slices:
-        by_name = slice_.devices_by_name
-        for device in (d for held_name in held if held_name in by_name for d in by_name[held_name]):
+        for device in slice_.devices_named(held):
             for consumption in device.consumes_counters:
                 counters = left.get(consumption.counter_set, {})
                 for name, amount in consumption.counters.items():

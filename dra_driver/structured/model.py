@@ -5,7 +5,7 @@ Built from resource.k8s.io/v1 JSON by ``parse``; nothing here talks to an API se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -192,16 +192,46 @@ class Slice:
         return next(n for n in names if names.count(n) > 1)
 
     @cached_property
-    def devices_by_name(self) -> Mapping[str, tuple[Device, ...]]:
-        by_name: dict[str, tuple[Device, ...]] = {}
-        for d in self.devices:
-            by_name[d.name] = (*by_name.get(d.name, ()), d)
-        return by_name
+    def device_positions(self) -> Mapping[str, int]:
+        """Device name -> its position in ``devices`` (the last one of a name listed more than once)."""
+        return dict(zip(self.device_names, range(len(self.devices)), strict=True))
+
+    def devices_named(self, names: Collection[str]) -> list[Device]:
+        """Its devices with one of ``names``, in the order of ``devices``."""
+        if self.duplicate_device_name is not None:
+            return [d for d in self.devices if d.name in names]
+        positions = self.device_positions
+        return [self.devices[i] for i in sorted(positions[n] for n in names if n in positions)]
 
     @cached_property
     def consumptions(self) -> tuple[CounterConsumption, ...]:
         """The counter consumptions of its devices in order, each object once (parse shares equal ones)."""
         return tuple({id(c): c for d in self.devices for c in d.consumes_counters}.values())
+
+    @cached_property
+    def counter_needs(self) -> tuple[tuple[str, frozenset[str]], ...]:
+        """Per counter set its devices consume from: the names of the counters they consume, together."""
+        return _counter_needs(self.consumptions)
+
+
+# Every node of one model has slices whose devices consume the same (shared: parse) consumption objects; what
+# they need from the counter sets is worked out once per distinct tuple of them. An entry keeps its
+# consumptions alive, so their ids in the key are not reused.
+_NEEDS_LIMIT = 1024
+_needs: dict[tuple[int, ...], tuple[tuple[CounterConsumption, ...], tuple[tuple[str, frozenset[str]], ...]]] = {}
+
+
+def _counter_needs(consumptions: tuple[CounterConsumption, ...]) -> tuple[tuple[str, frozenset[str]], ...]:
+    key = tuple(map(id, consumptions))
+    found = _needs.get(key)
+    if found is None:
+        by_set: dict[str, set[str]] = {}
+        for c in consumptions:
+            by_set.setdefault(c.counter_set, set()).update(c.counters)
+        if len(_needs) >= _NEEDS_LIMIT:
+            _needs.clear()
+        found = _needs[key] = (consumptions, tuple((name, frozenset(names)) for name, names in by_set.items()))
+    return found[1]
 
 
 @dataclass(frozen=True)
@@ -308,3 +338,9 @@ class ClusterState:
     def index(self) -> SliceIndex:
         """The slices by node and by pool, built on first use (``gather_pools`` reads a node's slices here)."""
         return SliceIndex(self.slices)
+
+    @cached_property
+    def search_plans(self) -> dict[tuple[int, ...], tuple[tuple[Claim, ...], Mapping[tuple[int, int, int], Any]]]:
+        """``Search.prepare``'s checked requests for a list of claims, by the claims' ids (the entry holds
+        the claims, so the ids stay theirs): the same claims on the next node are not checked again."""
+        return {}

@@ -114,25 +114,25 @@ def _consumption(raw: Obj) -> CounterConsumption:
     key = (
         raw["counterSet"],
         tuple(counters),
-        tuple([v["value"] for v in counters.values()]),
+        tuple([str(v["value"]) for v in counters.values()]),
         tuple(groups) if groups else (),
     )
     found = _consumptions.get(key)
     if found is None:
-        amounts = {k: parse_quantity(str(v)) for k, v in zip(key[1], key[2], strict=True)}
+        amounts = {k: parse_quantity(v) for k, v in zip(key[1], key[2], strict=True)}
         if len(_consumptions) >= 4096:
             _consumptions.clear()
         found = _consumptions[key] = CounterConsumption(str(key[0]), amounts, key[3])
     return found
 
 
-_capacities: dict[tuple[tuple[str, ...], tuple[Any, ...]], Mapping[str, Capacity]] = {}
+_capacities: dict[tuple[tuple[str, ...], tuple[str | None, ...]], Mapping[str, Capacity]] = {}
 
 
 def _plain_capacities(raw: Mapping[str, Any]) -> Mapping[str, Capacity] | None:
     """Capacities without request policies (each ``{"value": ...}`` alone), one shared (never changed) mapping
     per distinct set of values; None when some capacity has more than its value."""
-    values = tuple([v["value"] if len(v) == 1 else None for v in raw.values()])
+    values = tuple([str(v["value"]) if len(v) == 1 else None for v in raw.values()])
     if None in values:
         return None
     key = (tuple(raw), values)
@@ -140,7 +140,7 @@ def _plain_capacities(raw: Mapping[str, Any]) -> Mapping[str, Capacity] | None:
     if found is None:
         if len(_capacities) >= 4096:
             _capacities.clear()
-        found = _capacities[key] = {k: _plain_capacity(str(v)) for k, v in zip(key[0], values, strict=True)}
+        found = _capacities[key] = {k: _plain_capacity(v) for k, v in zip(key[0], values, strict=True)}
     return found
 
 

@@ -40,6 +40,9 @@ from dra_driver.structured.taints import untolerated
 __all__ = ["Candidate", "Chosen", "Fatal", "OutOfSteps", "RequestData", "Search"]
 
 
+_PLANS_LIMIT = 256  # lists of claims whose checked requests a ClusterState remembers
+
+
 class _MaxSize(Exception):
     """``errAllocationResultMaxSizeExceeded``: more than 32 results; backtrack harder."""
 
@@ -70,6 +73,24 @@ class Search:
     # --- set-up (``Allocate`` before the recursion) -------------------------------------------------
 
     def prepare(self) -> None:
+        plans = self.cluster.search_plans
+        key = tuple(map(id, self.claims))
+        plan = plans.get(key)
+        if plan is not None:  # these claims passed on another node; their requests are the same
+            self.data = dict(plan[1])
+            for claim in self.claims:
+                self.constraints.append([constraint_state(c) for c in claim.constraints])
+                self.results.append([])
+            return
+        self._prepare()
+        # Only ``exactly`` requests with a count: nothing the search does changes their RequestData (a
+        # firstAvailable request records its choice in it, an All request the devices of this node's pools).
+        if all(r.exactly is not None and r.exactly.mode == EXACT_COUNT for c in self.claims for r in c.requests):
+            if len(plans) >= _PLANS_LIMIT:
+                plans.clear()
+            plans[key] = (tuple(self.claims), dict(self.data))
+
+    def _prepare(self) -> None:
         for ci, claim in enumerate(self.claims):
             minimum = 0
             for ri, request in enumerate(claim.requests):
