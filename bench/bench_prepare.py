@@ -205,6 +205,7 @@ def _startups(kube: Kube, cp: ControlPlane, work: Path, times: int) -> dict[str,
     return {
         "startup_registered_s": round(statistics.median(r.registered_s for r in results), 3),
         "startup_published_s": round(statistics.median(r.published_s for r in results), 3),
+        "startup_acked_s": round(statistics.median(r.acked_s for r in results), 3),
         "startup_settings_s": round(statistics.median(r.settings_s for r in results), 3),
         "startup_devices": results[0].devices,
         "rss_mb": round(statistics.median(r.rss_mb for r in results), 1),
@@ -271,6 +272,7 @@ def table(r: dict[str, Any]) -> str:
         f"{'empty gRPC call p50 ms':24}{r['grpc_baseline_p50_ms']:10.2f}",
         f"start-up, dgx-h100 MIG ({r['startup_devices']} devices), median:",
         f"  -> registered {r['startup_registered_s']:.3f} s   -> slices published {r['startup_published_s']:.3f} s"
+        f" (the plugin's last write answered {r['startup_acked_s']:.3f} s)"
         f"   -> GPU settings checked {r['startup_settings_s']:.3f} s",
         f"  RSS ours {r['rss_mb']:.1f} MB, Go plugin {r['go_rss_mb']:.1f} MB (Go start -> socket {r['go_startup_s']:.3f} s)",
         f"8 MIG 3g.20gb claims on 8 GPUs: one after another {r['mig8_sequential_ms']:.1f} ms, "

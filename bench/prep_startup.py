@@ -11,9 +11,11 @@ first publication and holds each GPU's claims until its GPU is checked, logs tha
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bench.prep_peer import rss_mb
@@ -36,6 +38,19 @@ class Startup:
     settings_s: float
     devices: int
     rss_mb: float
+    acked_s: float  # the plugin's own log: the API server had answered its last slice write
+
+
+PUBLISHED_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .* published \d+ slice\(s\) for ", re.M)
+
+
+def acked_s(log_text: str, started_wall: float) -> float:
+    """Seconds from ``started_wall`` (the spawn, wall clock) to the plugin's first "published N slice(s)" line,
+    which it logs once the API server has answered every write of the pool (log times have whole ms)."""
+    found = PUBLISHED_LINE.search(log_text)
+    if found is None:
+        raise RuntimeError(f"no publication in the plugin's log: {log_text[-2000:]}")
+    return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() - started_wall
 
 
 def _complete_pool(slices: list[dict[str, Any]]) -> int | None:
@@ -78,7 +93,7 @@ def measure(node: PluginNode, kube: Kube, timeout_s: float = 60.0) -> Startup:
     seen: dict[str, float] = {}
     watcher = threading.Thread(target=_watch_pool, args=(kube, selector, rv, seen, timeout_s), daemon=True)
     watcher.start()
-    t0 = time.perf_counter()
+    t0, t0_wall = time.perf_counter(), time.time()
     node.start(kube, wait=False)
     assert node.process is not None
     deadline = t0 + timeout_s
@@ -99,4 +114,4 @@ def measure(node: PluginNode, kube: Kube, timeout_s: float = 60.0) -> Startup:
         if time.perf_counter() > deadline or not node.alive():
             raise RuntimeError(f"GPU settings not checked within {timeout_s}s: {node.log_text()[-2000:]}")
         time.sleep(0.01)
-    return Startup(registered, published, time.perf_counter() - t0, devices, rss)
+    return Startup(registered, published, time.perf_counter() - t0, devices, rss, acked_s(node.log_text(), t0_wall))
