@@ -5,34 +5,9 @@ nvidia-cuda-mps-server. Not NVIDIA's programs, and they reach no GPU.
 with this interpreter as its ``#!``; the program is chosen by the name it is run as. Every invocation is
 recorded as one JSON line ``{"program", "argv", "env", "stdin", "pid", "time"}`` (``env``: the CUDA/MPS
 variables set; ``stdin``: the lines read, for the MPS control client) in ``$DRA_SIM_DRIVER_CALLS``, default
-``<driver root>/../driver-calls.jsonl``, so tests can see exactly what the plugin ran. What they do:
+``<driver root>/../driver-calls.jsonl``, so tests can see exactly what the plugin ran.
 
-- ``nvidia-smi compute-policy -i <ids> --set-timeslice[=]<0..3>`` records the interval per GPU id in
-  ``<driver root>/../nvidia-smi-state.json``; ``nvidia-smi compute-policy -i <ids> -l`` prints it as
-  ``Timeslice : DEFAULT|SHORT|MEDIUM|LONG`` per GPU. ``--version`` answers; anything else (``-c``: the compute
-  mode of the simulated GPUs is the simulated NVML's) fails saying it is a stand-in.
-- ``nvidia-smi -L`` lists the GPUs (and their MIG devices) of the simulated machine named by
-  ``DRA_SIM_NVML_STATE`` (the variable the simulated NVML reads; ``dra-gpu sim env`` sets it) that this process
-  can reach, in the real one's format: a GPU only where ``/dev/nvidia<minor>`` exists, a MIG device only where
-  its two ``/dev/nvidia-caps/nvidia-cap<N>`` nodes exist too (``N`` from ``/proc/driver/nvidia-caps/mig-minors``,
-  else the driver's default layout): a CDI container is isolated by the device nodes it gets, and this models
-  the real ``nvidia-smi`` listing only GPUs whose nodes it can open (an assumption until docs/real-gpu.md's
-  real run); it ignores ``NVIDIA_VISIBLE_DEVICES``, as only the NVIDIA container runtime's hook reads that.
-  No state file: it fails as the real one does without a loaded kernel driver (exit 9); nothing visible:
-  ``No devices were found`` (exit 6).
-- ``nvidia-smi -r|--gpu-reset [-i <indices, UUIDs or PCI bus IDs>]`` (no ``-i``: every GPU, as the real one)
-  does to that machine's state file, under its lock, what ``nvml_sim.machine.reset_gpu`` does (pending MIG mode
-  applies; GPU instances, compute mode, volatile ECC counts, a ``lost`` fault gone). An id it lacks: ``No devices
-  were found`` (exit 6), nothing reset. The real one refuses while processes use the GPU; the simulated machine
-  models none, so this never does. Device nodes are not looked at; ``compute-policy`` intervals are kept.
-- ``nvidia-cuda-mps-control -d`` starts a real background process (the "daemon", detached, in a new session),
-  which writes ``$CUDA_MPS_PIPE_DIRECTORY/nvidia-cuda-mps-control.pid`` and a line to
-  ``$CUDA_MPS_LOG_DIRECTORY/control.log``, then waits; it exits on ``quit``, on SIGTERM, or once its PID file
-  is gone (its pipe directory removed). Without ``-d`` the program is the control client: it reads commands
-  from stdin; ``set_default_*`` settings are kept in the pipe directory and answered by ``get_default_*``;
-  without a live daemon it fails like the real one.
-- ``nvidia-cuda-mps-server`` only answers ``--version`` (the real one is started by the control daemon for
-  CUDA clients, and there are none here).
+What each program does is in docs/simulated-nvml.md ("The driver installation's programs").
 """
 
 from __future__ import annotations
