@@ -44,6 +44,7 @@ from sandbox.controlplane import ControlPlane
 from sandbox.nodes import register_node
 
 R = "/apis/resource.k8s.io/v1"
+POD_RUN_S = 0.02  # between a claim's prepare (its status write landed) and its unprepare, for every plugin
 Stub = Any  # api_pb2_grpc.DRAPluginStub (untyped generated code)
 
 
@@ -112,7 +113,9 @@ def _prepare_cycle(
     visible: list[float] | None = None,
 ) -> None:
     """One prepare and one unprepare of ``ref``; with ``status``, the unprepare waits until it is true (the
-    status write has landed, as it has long before a real pod ends) and ``visible`` gets when that was."""
+    status write has landed, as it has long before a real pod ends) and ``visible`` gets when that was. Every
+    plugin's claim then "runs" ``POD_RUN_S`` before its unprepare, so the API server's handling of what came
+    before (a status write and its watchers, this bench's own polling) has settled, as it has when a pod ends."""
     t = time.perf_counter()
     took, pb = _timed(lambda: stub.NodePrepareResources(proto.prepare_request(proto.DRA_V1, [ref]), timeout=30))
     answer = proto.prepare_results_from_pb(pb)[ref.uid]
@@ -121,6 +124,7 @@ def _prepare_cycle(
     if status is not None and visible is not None:
         until(status, "the claim's status.devices", timeout=30, interval=0.002)
         visible.append(time.perf_counter() - t)
+    time.sleep(POD_RUN_S)
     took, pb = _timed(lambda: stub.NodeUnprepareResources(proto.unprepare_request(proto.DRA_V1, [ref]), timeout=30))
     assert proto.unprepare_errors_from_pb(pb)[ref.uid] == ""
     unprep.append(took)
