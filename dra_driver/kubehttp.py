@@ -231,17 +231,11 @@ class HttpKube(Kube):
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             headers["Content-Type"] = content_type
         url = path + ("?" + urlencode(query) if query else "")
-        try:
+        with _failures(conn, method, path, read_timeout):
             assert conn.sock is not None
             conn.sock.settimeout(read_timeout)
             conn.request(method, url, body=data, headers=headers)
             return conn.getresponse()
-        except TimeoutError as exc:
-            conn.close()
-            raise ApiUnavailable(f"API server did not answer within {read_timeout:g}s: {method} {path}") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise ApiUnavailable(f"API server connection failed: {method} {path}: {shorten(str(exc), 300)}") from exc
 
     # --- Kube's interface ----------------------------------------------------------------------
 
@@ -256,7 +250,8 @@ class HttpKube(Kube):
         conn = self._pooled(method, path)
         try:
             resp = self._exchange(conn, method, path, body, query, content_type, self.timeouts.read)
-            data = self._answer(conn, resp, method, path)
+            with _failures(conn, method, path, self.timeouts.read):
+                data = resp.read()
         except BaseException:
             with self._token_lock:
                 self._open.discard(conn)  # closed by the failure: not back to the pool
@@ -268,18 +263,6 @@ class HttpKube(Kube):
             raise ApiError(method, path, resp.status, data.decode(errors="replace"))
         result: Obj = json.loads(data) if data else {}
         return result
-
-    def _answer(
-        self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, method: str, path: str
-    ) -> bytes:
-        try:
-            return resp.read()
-        except TimeoutError as exc:
-            conn.close()
-            raise ApiUnavailable(f"API server did not answer within {self.timeouts.read:g}s: {method} {path}") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise ApiUnavailable(f"API server connection failed: {method} {path}: {shorten(str(exc), 300)}") from exc
 
     def watch(self, path: str, resource_version: str, timeout_s: int, **query: str) -> WatchStream:
         params = {
@@ -296,6 +279,19 @@ class HttpKube(Kube):
             conn.close()
             raise ApiError("WATCH", path, resp.status, body)
         return HttpWatchStream(conn, resp, path, self.timeouts)
+
+
+@contextlib.contextmanager
+def _failures(conn: http.client.HTTPConnection, method: str, path: str, timeout: float) -> Iterator[None]:
+    """A timeout or a broken connection while talking to the API server: the connection closed, ``ApiUnavailable``."""
+    try:
+        yield
+    except TimeoutError as exc:
+        conn.close()
+        raise ApiUnavailable(f"API server did not answer within {timeout:g}s: {method} {path}") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise ApiUnavailable(f"API server connection failed: {method} {path}: {shorten(str(exc), 300)}") from exc
 
 
 def _dropped(sock: socket.socket) -> bool:
