@@ -31,8 +31,8 @@ from typing import Any
 
 from bench import alloc_gobuild
 from bench.alloc_inputs import CLASSES, KINDS, Cluster, clusters, go_input, inventory
-from cli.explain import Inputs, analyse, collector_off
-from cli.explain_report import render_table
+from controller.explain.analysis import Inputs, analyse, collector_off
+from controller.explain.report import render_table
 from dra_driver.structured import Allocation, ClusterState, Node, allocate, cluster_state, parse_claim
 from dra_driver.structured.model import Claim
 

@@ -1,286 +1,31 @@
-"""``dra-gpu explain``: why a claim, or a pod's claims, cannot be allocated, node by node, in a live cluster.
+"""``dra-gpu explain``: the objects read from the API server (or YAML files with ``-f``) and analysed here, or
+the question sent to the mode controller, which answers it from its watch cache (``--controller``).
 
-``read_inputs`` reads what kube-scheduler reads (ResourceSlices, DeviceClasses, allocated ResourceClaims,
-Nodes, the claim or pod). ``analyse`` runs ``dra_driver.structured.explain`` on every candidate node and words
-the answer: the request that cannot be served, the selector that matched nothing, the counter set that ran
-out and which allocated devices use it, the untolerated taint, the constraint that fails; and what would fit
-("gpu: 3 of 4 devices found on node-1", for MIG devices "2g.10gb placements free: none").
-``cli.explain_words`` words each reason. ``render_table`` / ``render_json`` print a ``Report``. All but ``read_inputs`` and ``run`` is pure.
-``run`` adds the mode changes running on nodes and what the mode controller would do now for the claims
-(``cli.explain_modes``, on ``controller.planner``). With ``-f`` the objects come from YAML files
-(``cli.explain_files``) instead of a cluster.
-
-Candidate nodes: for a pod, nodes that are not cordoned and match its ``nodeName``, ``nodeSelector``,
-required node affinity and the node selectors of its claims that are already allocated; for a claim, every
-node that sees a resource pool.
+The analysis is ``controller.explain.analysis``; ``cli.explain_remote`` asks the controller.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
-from api import gpumodes
-from cli import explain_files, explain_modes
-from cli.explain_files import Source
-from cli.explain_modes import ModesReport
-from cli.explain_report import NodeReport, Report, render_json, render_table
-from cli.explain_words import fits_lines, reason_lines, request_facts
-from controller.planner import Policy, load_policy
+from cli import explain_files, explain_remote
+from controller.explain.analysis import Source, answer, collector_off, read_inputs
+from controller.planner import load_policy
 from controller.planner.world import timestamp
-from dra_driver.errors import ConfigError, FatalError
-from dra_driver.k8s import ApiError, Kube, resource_path
+from dra_driver.errors import FatalError
+from dra_driver.k8s import Kube
 from dra_driver.resourceslice.capabilities import Capabilities
 from dra_driver.resourceslice.probe import probe
-from dra_driver.structured import (
-    Allocation,
-    ClusterState,
-    DeviceId,
-    Failed,
-    Node,
-    Unsatisfiable,
-    allocate_claims,
-    cluster_state,
-    explain,
-    parse_claim,
-    parse_node,
-)
-from dra_driver.structured.evaluate import ReportMemo
-from dra_driver.structured.model import Claim
-from dra_driver.structured.nodeselect import selector_matches
-from dra_driver.structured.pools import gather_pools
-
-R = "/apis/resource.k8s.io/v1"
-Obj = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Inputs:
-    subject: str  # "claim ns/name" or "pod ns/name"
-    claims: tuple[Obj, ...]  # to explain: not allocated yet
-    slices: tuple[Obj, ...]
-    classes: tuple[Obj, ...]
-    allocated: tuple[Obj, ...]  # every allocated claim in the cluster
-    nodes: tuple[Obj, ...]
-    pod: Obj | None = None
-    done: tuple[Obj, ...] = ()  # the pod's claims that are allocated already
-    notes: tuple[str, ...] = ()
-    every_claim: tuple[Obj, ...] = ()  # for the mode controller's planner: all claims, unbound pods, NodeGpuModes
-    unbound_pods: tuple[Obj, ...] = ()
-    node_modes: tuple[Obj, ...] = ()
-
-
-# --- analysis (pure) --------------------------------------------------------------------------------------
-
-
-def _key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}".lstrip("/")
-
-
-def _allocation(claim: Obj) -> Obj | None:
-    found: Obj | None = (claim.get("status") or {}).get("allocation")
-    return found
-
-
-def holders(allocated: Sequence[Obj]) -> dict[DeviceId, list[str]]:
-    out: dict[DeviceId, list[str]] = {}
-    for claim in allocated:
-        for r in ((_allocation(claim) or {}).get("devices") or {}).get("results") or ():
-            out.setdefault(DeviceId(r["driver"], r["pool"], r["device"]), []).append(_key(claim))
-    return out
-
-
-def _pod_admits(pod: Obj, node_obj: Obj, node: Node, done: Sequence[Obj]) -> bool:
-    spec = pod.get("spec") or {}
-    if (node_obj.get("spec") or {}).get("unschedulable"):
-        return False
-    if spec.get("nodeName") and spec["nodeName"] != node.name:
-        return False
-    if any(node.labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
-        return False
-    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-        "requiredDuringSchedulingIgnoredDuringExecution"
-    )
-    selectors = [required] + [(_allocation(c) or {}).get("nodeSelector") for c in done]
-    try:
-        return all(selector_matches(node, s) for s in selectors if s)
-    except ConfigError:
-        return False
-
-
-def node_report(
-    cluster: ClusterState,
-    claims: Sequence[Claim],
-    node: Node,
-    held: Mapping[DeviceId, list[str]],
-    *,
-    detail: bool = True,
-) -> NodeReport | None:
-    """How ``claims`` fare on ``node``; None when the node sees no resource pool at all.
-
-    Without ``detail`` a node that takes the claims gets no per-request facts (``requests=()``): the table
-    does not print them, and judging every device of the node for them is most of the work.
-    """
-    reports: ReportMemo = {}
-    outcome = allocate_claims(cluster, claims, node, reports=reports)
-    if not detail and isinstance(outcome, Allocation):
-        try:
-            seen = bool(gather_pools(cluster, node))
-        except ConfigError:
-            seen = False
-        devices = tuple(f"{c.claim} {r.request}={r.device}" for c in outcome.claims for r in c.results)
-        return NodeReport(node.name, "allocatable", "", (), (), devices, ()) if seen else None
-    exp = explain(cluster, list(claims), node, outcome=outcome, reports=reports)
-    if not exp.pools:
-        return None
-    pools = gather_pools(cluster, node)
-    index = {DeviceId(p.id.driver, p.id.pool, d.name): d for p in pools for s in p.slices for d in s.devices}
-    facts = tuple(request_facts(r, index) for r in exp.requests)
-    claim_of = {r.request: r.claim for r in exp.requests}
-    match exp.outcome:
-        case Allocation(claims=allocated):
-            devices = tuple(f"{c.claim} {r.request}={r.device}" for c in allocated for r in c.results)
-            return NodeReport(node.name, "allocatable", "", (), (), devices, facts)
-        case Unsatisfiable(message=message, reasons=reasons):
-            lines = [line for r in reasons for line in reason_lines(r, cluster, claims, pools, held, claim_of)]
-            fits = tuple(line for f in facts for line in fits_lines(f, node.name))
-            return NodeReport(node.name, "unschedulable", message, tuple(lines), fits, (), facts)
-        case Failed(message=message):
-            return NodeReport(node.name, "error", message, (message,), (), (), facts)
-
-
-def analyse(inputs: Inputs, *, detail: bool = True) -> Report:
-    """The report; without ``detail``, nodes that take the claims carry no per-request facts (``node_report``)."""
-    cluster = cluster_state(inputs.slices, inputs.classes, inputs.allocated)
-    claims = [parse_claim(c) for c in inputs.claims]
-    held = holders(inputs.allocated)
-    reports, skipped = [], 0
-    for obj in sorted(inputs.nodes, key=lambda n: str((n.get("metadata") or {}).get("name"))):
-        node = parse_node(obj)
-        if inputs.pod is not None and not _pod_admits(inputs.pod, obj, node, inputs.done):
-            skipped += 1
-            continue
-        report = node_report(cluster, claims, node, held, detail=detail) if claims else None
-        if report is None:
-            skipped += 1
-            continue
-        reports.append(report)
-    return Report(inputs.subject, tuple(c.key for c in claims), inputs.notes, tuple(reports), skipped)
-
-
-@contextmanager
-def collector_off() -> Iterator[None]:
-    """Python's cyclic garbage collector off for a one-shot analysis, then what it made frozen (``gc.freeze``).
-
-    The objects read from the API server and the parsed cluster are millions of objects without reference
-    cycles (``dra_driver.structured.parse``); every full collection walks them all (1.75 s CPU for the parsed
-    1000 MIG nodes), the decoding and the analysis would trigger several, and the interpreter one more at
-    exit. Decoding the 239 MB of JSON of 1000 MIG nodes' slices took 13.5 s CPU with the collector on, 4.4 s
-    with it off. Frozen objects are still freed by
-    reference counting; the few cycles made meanwhile stay until the process ends.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
-
-
-# --- reading the cluster ----------------------------------------------------------------------------------
-
-
-def _pod_claims(kube: Source, pod: Obj, ns: str) -> tuple[list[Obj], list[str]]:
-    generated = {
-        s["name"]: s.get("resourceClaimName") for s in (pod.get("status") or {}).get("resourceClaimStatuses") or ()
-    }
-    claims: list[Obj] = []
-    notes: list[str] = []
-    for entry in (pod.get("spec") or {}).get("resourceClaims") or ():
-        name = entry.get("resourceClaimName") or generated.get(entry["name"])
-        claim = kube.get(f"{R}/namespaces/{ns}/resourceclaims/{name}") if name else None
-        if claim is not None:
-            claims.append(claim)
-            continue
-        template_name = entry.get("resourceClaimTemplateName")
-        template = kube.get(f"{R}/namespaces/{ns}/resourceclaimtemplates/{template_name}") if template_name else None
-        if template is None:
-            notes.append(f"claim {entry['name']} of the pod: {name or template_name} does not exist (yet)")
-            continue
-        spec = (template.get("spec") or {}).get("spec") or {}
-        claims.append({"metadata": {"name": f"{entry['name']}-from-{template_name}", "namespace": ns}, "spec": spec})
-        notes.append(f"claim {entry['name']} is not created yet: explained from template {template_name}")
-    return claims, notes
-
-
-def _node_modes(kube: Source) -> list[Any]:
-    """The NodeGpuModes objects; none when their CustomResourceDefinition is not installed (no controller ran)."""
-    try:
-        return kube.list(resource_path(gpumodes.API_VERSION, gpumodes.PLURAL))
-    except ApiError as exc:
-        if exc.not_found:
-            return []
-        raise
-
-
-def read_inputs(kube: Source, kind: str, name: str, ns: str) -> Inputs:
-    path = f"{R}/namespaces/{ns}/resourceclaims/{name}" if kind == "claim" else f"/api/v1/namespaces/{ns}/pods/{name}"
-    obj = kube.get(path)
-    if obj is None:
-        plural = "resourceclaims" if kind == "claim" else "pods"
-        raise FatalError(f"{kind} {ns}/{name} not found; list them with: kubectl get {plural} -n {ns}")
-    targets, notes = ([obj], list[str]()) if kind == "claim" else _pod_claims(kube, obj, ns)
-    done = [c for c in targets if _allocation(c)]
-    for c in done:
-        results = ((_allocation(c) or {}).get("devices") or {}).get("results") or ()
-        devices = ", ".join(f"{r['request']}={r['device']}" for r in results)
-        notes.append(f"claim {_key(c)} is allocated: {devices}")
-    todo = [c for c in targets if not _allocation(c)]
-    explained = {_key(c) for c in todo}
-    every = kube.list(f"{R}/resourceclaims")
-    allocated = [c for c in every if _allocation(c) and _key(c) not in explained]
-    return Inputs(
-        subject=f"{kind} {ns}/{name}",
-        claims=tuple(todo),
-        slices=tuple(kube.list(f"{R}/resourceslices")),
-        classes=tuple(kube.list(f"{R}/deviceclasses")),
-        allocated=tuple(allocated),
-        nodes=tuple(kube.list("/api/v1/nodes")),
-        pod=obj if kind == "pod" else None,
-        done=tuple(done),
-        notes=(*getattr(kube, "notes", ()), *notes),
-        every_claim=tuple(every),
-        unbound_pods=tuple(kube.list("/api/v1/pods", fieldSelector="spec.nodeName=")),
-        node_modes=tuple(_node_modes(kube)),
-    )
-
-
-def _modes(inputs: Inputs, report: Report, args: argparse.Namespace, caps: Capabilities, now: float) -> ModesReport:
-    notes = [] if args.policy else ["plan made with the controller's default policy; pass its ModePolicy with --policy"]
-    if caps.api_version != "v1":
-        running, bad = explain_modes.running_changes(inputs.node_modes)
-        notes.append(f"no plan: the mode controller needs resource.k8s.io/v1, the server serves {caps.api_version}")
-        return ModesReport(running, (), (*bad, *notes))
-    policy = load_policy(args.policy.read_text()) if args.policy else Policy()
-    world = explain_modes.world(
-        inputs.nodes, inputs.slices, inputs.classes, inputs.every_claim, inputs.unbound_pods, inputs.node_modes,
-        caps, args.driver,
-    )  # fmt: skip
-    found = explain_modes.analyse(world, policy, now, report.claims)
-    return replace(found, notes=(*found.notes, *notes))
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``dra-gpu explain`` (``cli.explain_cmd`` declares the arguments)."""
+    if args.controller:
+        sys.stdout.write(explain_remote.ask(args))
+        return 0
     kube: Source
     if args.filename:
         caps = replace(Capabilities(), partitionable_devices=not args.no_partitionable_devices)
@@ -292,9 +37,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         live = Kube.from_kubeconfig(args.kubeconfig)
         kube, caps, now = live, probe(live), time.time()
+    policy = load_policy(args.policy.read_text()) if args.policy else None
     with collector_off():  # from the reads on: decoding 1000 MIG nodes' slices is millions of objects too
         inputs = read_inputs(kube, args.kind, args.name, args.namespace)
-        report = analyse(inputs, detail=args.output == "json")
-    report = replace(report, modes=_modes(inputs, report, args, caps, now))
-    sys.stdout.write(render_json(report) if args.output == "json" else render_table(report))
+        sys.stdout.write(answer(inputs, policy, caps, args.driver, now, args.output))
     return 0

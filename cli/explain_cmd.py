@@ -32,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--now", help="with -f: the time to plan at, RFC 3339 (default: now)")
     p.add_argument("--no-partitionable-devices", action="store_true", help="with -f: the cluster lacks them")
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--controller",
+        metavar="URL",
+        help="ask the mode controller's explain listener (e.g. http://127.0.0.1:8081 after kubectl port-forward): "
+        "it answers from its watch cache, without reading the cluster again",
+    )
     p.set_defaults(func=run)
 
 

@@ -1,5 +1,5 @@
 """``dra-gpu explain -f FILE``: API objects from YAML files, answered as the API server would answer the reads
-``cli.explain.read_inputs`` makes (GET one namespaced object, LIST a collection, unbound pods by field selector).
+``controller.explain.analysis.read_inputs`` makes (GET one namespaced object, LIST a collection, unbound pods by field selector).
 
 Kinds read: Node, Pod, ResourceClaim, ResourceClaimTemplate, ResourceSlice, DeviceClass, NodeGpuModes (and
 ``*List`` documents of them). Without DeviceClasses the driver's shipped classes are used, as ``dra-gpu plan`` does.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from api import gpumodes
 from api.config import strict
@@ -29,14 +29,6 @@ PLURALS = {
 }
 NAMESPACED = {"pods", "resourceclaims", "resourceclaimtemplates"}
 UNBOUND = "spec.nodeName="
-
-
-class Source(Protocol):
-    """The reads ``read_inputs`` makes (``dra_driver.k8s.Kube`` and ``FileKube`` both answer them)."""
-
-    def get(self, path: str) -> Obj | None: ...
-
-    def list(self, path: str, **query: str) -> list[Any]: ...
 
 
 class FileKube:

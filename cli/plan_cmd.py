@@ -72,8 +72,10 @@ def _from_files(paths: list[Path], caps: Capabilities, driver: str) -> tuple[Wor
     if not nodes:
         nodes = {str(s["spec"]["nodeName"]): {} for s in found["slices"] if s.get("spec", {}).get("nodeName")}
         notes.append("no Nodes given: nodes taken from the slices, without labels (none is opted in)")
-    fields = {k: v for k, v in found.items() if k != "nodes"}
-    return World(nodes=nodes, caps=caps, driver=driver, **fields), notes
+    world = World(
+        nodes, found["slices"], found["classes"], found["claims"], found["pods"], found["node_modes"], caps, driver
+    )
+    return world, notes
 
 
 def _list_if_served(kube: Kube, path: str) -> list[Obj]:

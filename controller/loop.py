@@ -23,12 +23,13 @@ from controller.planner import Decision, Policy, World, decide
 from controller.planner.world import allocated, key
 from dra_driver.k8s import Kube
 from dra_driver.resourceslice.capabilities import Capabilities
+from dra_driver.structured.slicememo import ParsedSlices
 
 log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
 
 
-def world_of(cache: ClusterCache, caps: Capabilities, driver: str) -> World:
+def world_of(cache: ClusterCache, caps: Capabilities, driver: str, parse: ParsedSlices) -> World:
     nodes = {str(n["metadata"]["name"]): dict(n["metadata"].get("labels") or {}) for n in cache.items("nodes")}
     return World(
         nodes=nodes,
@@ -39,6 +40,7 @@ def world_of(cache: ClusterCache, caps: Capabilities, driver: str) -> World:
         node_modes=cache.items("modes"),
         caps=caps,
         driver=driver,
+        parse=parse,
     )
 
 
@@ -62,13 +64,15 @@ class Reconciler:
         self.resync_s, self.settle_s, self.clock = resync_s, settle_s, clock
         self.wake = threading.Event()
         self.cache = ClusterCache(kube, self.wake.set)
+        self.parsed = ParsedSlices()  # slices parsed once per version, for decisions and explanations alike
         self.last_pass = 0.0  # monotonic time of the last loop pass (liveness)
         self._last_summary: tuple[object, ...] = ()
         self._unsynced: list[str] = []
 
     def reconcile(self) -> Decision:
         now = self.clock()
-        world = world_of(self.cache, self.caps, self.driver)
+        world = world_of(self.cache, self.caps, self.driver, self.parsed)
+        self.parsed.retain(world.slices)
         started = time.perf_counter()
         decision = decide(world, self.policy, now)
         self.metrics.observe(decision, time.perf_counter() - started)

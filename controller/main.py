@@ -23,11 +23,12 @@ from kubernetes.config import ConfigException
 from api.errors import ConfigError
 from api.names import DEFAULT_DRIVER_NAME
 from controller.events import EventRecorder
+from controller.explainer import Explainer
 from controller.leader import LeaderElector
 from controller.loop import Reconciler
 from controller.metrics import ControllerMetrics
 from controller.planner import Policy, load_policy
-from controller.server import EndpointServer
+from controller.server import HttpListener, endpoints
 from dra_driver.errors import DriverError, FatalError
 from dra_driver.k8s import Kube
 from dra_driver.resourceslice.probe import probe
@@ -46,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--identity", default=f"{socket.gethostname()}-{os.getpid()}")
     p.add_argument("--address", default="0.0.0.0")
     p.add_argument("--port", type=int, default=8080, help="health, readiness and metrics (0: a free port)")
+    p.add_argument(
+        "--explain-address", default="127.0.0.1", help="the explain listener's address (it shows every namespace)"
+    )
+    p.add_argument("--explain-port", type=int, default=8081, help="GET /explain/... (0: a free port)")
     p.add_argument("--resync-seconds", type=float, default=10.0, help="re-decide at least this often (from cache)")
     p.add_argument("--lease-seconds", type=int, default=15)
     p.add_argument("--renew-seconds", type=float, default=5.0)
@@ -80,13 +85,16 @@ def run(args: argparse.Namespace) -> int:
         driver=args.driver, resync_s=args.resync_seconds,
     )  # fmt: skip
     live_after = max(LIVE_AFTER_S, 3 * args.resync_seconds)
-    server = EndpointServer(
-        args.address,
-        args.port,
+    route = endpoints(
         live=lambda: time.monotonic() - loop.last_pass < live_after,
         ready=lambda: loop.cache.synced,
         registry=metrics.registry,
     )
+    explainer = Explainer(loop.cache, kube, policy, caps, args.driver, loop.parsed)
+    listeners = [
+        HttpListener(args.address, args.port, route, "controller-http"),
+        HttpListener(args.explain_address, args.explain_port, explainer.route, "controller-explain"),
+    ]
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -96,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server.start()
+    for listener in listeners:
+        listener.start()
     loop.cache.start()
     threads = [
         threading.Thread(target=elector.run, args=(stop,), name="leader-election", daemon=True),
@@ -105,15 +114,17 @@ def run(args: argparse.Namespace) -> int:
     for t in threads:
         t.start()
     log.info(
-        "mode controller %s up: endpoints on port %d, policy %s%s",
-        args.identity, server.port, args.policy or "(defaults)", " (dry run)" if policy.dry_run else "",
+        "mode controller %s up: endpoints on port %d, explain on %s:%d, policy %s%s",
+        args.identity, listeners[0].port, args.explain_address, listeners[1].port, args.policy or "(defaults)",
+        " (dry run)" if policy.dry_run else "",
     )  # fmt: skip
     stop.wait()
     for t in threads:
         t.join(10)
     elector.release()
     loop.cache.stop()
-    server.stop()
+    for listener in listeners:
+        listener.stop()
     log.info("mode controller stopped")
     return 0
 

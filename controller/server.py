@@ -1,5 +1,10 @@
-"""The controller's HTTP endpoints: ``/healthz`` (the loop is alive), ``/readyz`` (every watch has listed
-once), ``/metrics`` (Prometheus text). One port, a thread of its own."""
+"""The controller's HTTP listeners, each on a thread of its own.
+
+- ``endpoints``: ``/healthz`` (the loop is alive), ``/readyz`` (every watch has listed once), ``/metrics``
+  (Prometheus text). Bound to ``--address`` (all interfaces by default, for the kubelet's probes and scrapers).
+- ``controller.explainer`` answers ``/explain/...`` on a listener of its own, bound to 127.0.0.1 by default:
+  it shows any namespace's claims and pods, so only who may port-forward to the pod reaches it.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +14,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+Answer = tuple[int, bytes, str]  # status code, body, content type
+Route = Callable[[str], Answer]  # the request's path and query -> the answer
 
-class EndpointServer:
-    def __init__(
-        self, address: str, port: int, live: Callable[[], bool], ready: Callable[[], bool], registry: CollectorRegistry
-    ) -> None:
+
+class HttpListener:
+    """GET only; ``route`` answers every request."""
+
+    def __init__(self, address: str, port: int, route: Route, name: str) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                path = self.path.split("?")[0]
-                if path == "/metrics":
-                    self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
-                elif path in ("/healthz", "/readyz"):
-                    ok = live() if path == "/healthz" else ready()
-                    self._send(200 if ok else 503, b"ok\n" if ok else b"not ready\n", "text/plain")
-                else:
-                    self._send(404, b"not found\n", "text/plain")
-
-            def _send(self, code: int, body: bytes, content_type: str) -> None:
+                code, body, content_type = route(self.path)
                 self.send_response(code)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -36,7 +35,8 @@ class EndpointServer:
                 return
 
         self.httpd = ThreadingHTTPServer((address, port), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="controller-http", daemon=True)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name=name, daemon=True)
 
     @property
     def port(self) -> int:
@@ -48,3 +48,20 @@ class EndpointServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def text(code: int, message: str) -> Answer:
+    return code, (message.rstrip("\n") + "\n").encode(), "text/plain; charset=utf-8"
+
+
+def endpoints(live: Callable[[], bool], ready: Callable[[], bool], registry: CollectorRegistry) -> Route:
+    def route(path: str) -> Answer:
+        path = path.split("?")[0]
+        if path == "/metrics":
+            return 200, generate_latest(registry), CONTENT_TYPE_LATEST
+        if path in ("/healthz", "/readyz"):
+            ok = live() if path == "/healthz" else ready()
+            return text(200, "ok") if ok else text(503, "not ready")
+        return text(404, "not found")
+
+    return route

@@ -37,6 +37,7 @@ class Controllers:
     kubeconfig: Path
     workdir: Path
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    explain_ports: dict[int, int] = field(default_factory=dict)  # process id -> its explain listener's port
 
     def start(
         self,
@@ -64,10 +65,10 @@ class Controllers:
             "dryRun": dry_run,
         }
         policy.write_text(yaml.safe_dump(document))
-        (port,) = pick_free_ports(1)
+        port, explain_port = pick_free_ports(2)
         argv = [
             sys.executable, "-m", "controller", "--kubeconfig", str(self.kubeconfig), "--policy", str(policy),
-            "--address", "127.0.0.1", "--port", str(port), "--resync-seconds", "1",
+            "--address", "127.0.0.1", "--port", str(port), "--explain-port", str(explain_port), "--resync-seconds", "1",
             "--lease-name", lease or f"e2e-{uuid.uuid4().hex[:6]}", "--lease-namespace", "default",
         ]  # fmt: skip
         if identity:
@@ -77,6 +78,7 @@ class Controllers:
         with log.open("ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         self.started.append(proc)
+        self.explain_ports[proc.pid] = explain_port
         until(lambda: http_status(port, "/readyz") == 200, f"controller {name} ready (log: {log})", READY_TIMEOUT_S)
         return proc, port, log
 

@@ -32,6 +32,6 @@ def spec(layout: Layout, kubeconfig: Path) -> ProcessSpec:
     policy.write_text(yaml.safe_dump(POLICY, sort_keys=False))
     argv = (
         sys.executable, "-m", "controller", "--kubeconfig", str(kubeconfig), "--policy", str(policy),
-        "--address", "127.0.0.1", "--port", "0", "--resync-seconds", "2", "--lease-namespace", "kube-system",
+        "--address", "127.0.0.1", "--port", "0", "--explain-port", "0", "--resync-seconds", "2", "--lease-namespace", "kube-system",
     )  # fmt: skip
     return ProcessSpec("mode-controller", argv, layout.log("mode-controller"))

@@ -15,8 +15,8 @@ import pytest
 from api.partitioning import GpuMode, Mig, Whole
 from cli import explain as explain_cli
 from cli import explain_cmd
-from cli.explain import Inputs, analyse, read_inputs
-from cli.explain_report import NodeReport, Report, render_json, render_table
+from controller.explain.analysis import Inputs, analyse, read_inputs
+from controller.explain.report import NodeReport, Report, render_json, render_table
 from dra_driver.classes import device_classes
 from dra_driver.errors import FatalError
 from dra_driver.inventory import Inventory

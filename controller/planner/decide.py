@@ -33,7 +33,7 @@ from controller.planner.estimate import Estimator, signature
 from controller.planner.policy import Policy
 from controller.planner.sim import NodeSim, by_pool
 from controller.planner.view import GpuView, NodeView, node_views
-from dra_driver.structured import Allocation, allocated_state, cluster_state, parse_slice
+from dra_driver.structured import Allocation, allocated_state, cluster_state
 from dra_driver.structured.model import PoolId, Slice
 
 VERIFY_PER_KIND = 8  # candidates of one kind verified per round before the next kind is tried
@@ -71,7 +71,7 @@ class Planner:
         by_node: dict[str, list[Slice]] = {}
         unnamed: list[Slice] = []
         for raw in world.slices:
-            parsed = parse_slice(raw)
+            parsed = world.parse(raw)
             (by_node.setdefault(parsed.node.node_name, []) if parsed.node.node_name else unnamed).append(parsed)
         self.classes = dict(cluster_state((), world.classes).classes)
         held = allocated_state(c for c in world.claims if w.allocated(c))

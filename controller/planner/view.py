@@ -56,12 +56,16 @@ class NodeView:
         return next((g for g in self.gpus if g.gpu.uuid == uuid), None)
 
 
+def _mapping(value: object) -> bool:
+    return isinstance(value, (dict, Mapping))  # a decoded dict matches first, without the ABC's check
+
+
 def attributes(device: Obj, driver: str) -> dict[str, Any]:
     """A v1 device's attribute values by name (the driver's own domain unqualified)."""
     out: dict[str, Any] = {}
     for name, value in (device.get("attributes") or {}).items():
         key = name.removeprefix(f"{driver}/")
-        out[key] = next(iter(value.values())) if isinstance(value, Mapping) and value else None
+        out[key] = next(iter(value.values())) if _mapping(value) and value else None
     return out
 
 
@@ -82,7 +86,7 @@ class _Raw:
 
     def get(self, name: str) -> Any:
         value = self.attrs.get(name) or self.attrs.get(f"{self.driver}/{name}")
-        return next(iter(value.values())) if isinstance(value, Mapping) and value else None
+        return next(iter(value.values())) if _mapping(value) and value else None
 
 
 def gpu_key(attrs: Mapping[str, Any] | _Raw) -> str | None:
@@ -135,17 +139,18 @@ def _full_size_instance(gpu: Gpu, whole: Obj) -> bool:
     return full is not None and _capacity(whole, "memory") == full.memory_bytes
 
 
-def _mode(devices: Sequence[tuple[Obj, dict[str, Any]]]) -> tuple[GpuMode, tuple[str, ...]]:
-    types = [a.get("type") for _, a in devices]
+def _mode(devices: Sequence[tuple[Obj, _Raw, Any]]) -> tuple[GpuMode, tuple[str, ...]]:
+    """From one GPU's devices as (device, its attributes, its type)."""
+    types = [t for _, _, t in devices]
     if "timeslice" in types:
         return TimeSlice(types.count("timeslice")), ()
     if "shared" in types:
         return Shared(), ()
-    migs = [(d, a) for d, a in devices if a.get("type") == "mig"]
+    migs = [(d, a) for d, a, t in devices if t == "mig"]
     if migs:
         if any(d.get("consumesCounters") for d, _ in migs):
             return Mig(), ()
-        ordered = sorted(migs, key=lambda da: int(da[1].get("placement", 0)))
+        ordered = sorted(migs, key=lambda da: int(da[1].get("placement") or 0))
         return Mig(), tuple(str(a.get("profile")) for _, a in ordered)
     return Whole(), ()
 
@@ -170,23 +175,21 @@ def node_views(slices: Iterable[Obj], driver: str) -> dict[str, NodeView]:
     for (node, pool), members in sorted(_newest(slices, driver).items()):
         if node in views:
             continue
-        by_gpu: dict[str, list[Obj]] = {}
+        by_gpu: dict[str, list[tuple[Obj, _Raw, Any]]] = {}  # (device, its attributes, its type)
         for s in members:
             for d in s["spec"].get("devices") or ():
-                if (key := gpu_key(_Raw(d, driver))) is not None:
-                    by_gpu.setdefault(key, []).append(d)
+                if (key := gpu_key(raw := _Raw(d, driver))) is not None:
+                    by_gpu.setdefault(key, []).append((d, raw, raw.get("type")))
         gpus = []
         first: dict[str, Any] = {}
-        for uuid, raw in by_gpu.items():
-            typed = [(d, _Raw(d, driver).get("type")) for d in raw]
-            rep = next((d for d, t in typed if t in ("gpu", "timeslice", "shared")), raw[0])
+        for uuid, devices in by_gpu.items():
+            rep = next((d for d, _, t in devices if t in ("gpu", "timeslice", "shared")), devices[0][0])
             facts = attributes(rep, driver)
             first = first or facts
-            devices = [(d, attributes(d, driver) if t == "mig" else {"type": t}) for d, t in typed]
             mode, layout = _mode(devices)
-            sets = {c["counterSet"] for d, _ in devices for c in d.get("consumesCounters") or ()}
-            taints = next((tuple(d["taints"]) for d, _ in devices if d.get("taints")), ())
-            names = frozenset(str(d["name"]) for d, _ in devices)
+            sets = {c["counterSet"] for d, _, _ in devices for c in d.get("consumesCounters") or ()}
+            taints = next((tuple(d["taints"]) for d, _, _ in devices if d.get("taints")), ())
+            names = frozenset(str(d["name"]) for d, _, _ in devices)
             gpu = _gpu(uuid, rep, facts)
             mig_on = isinstance(mode, Mig) or (facts.get("type") == "gpu" and _full_size_instance(gpu, rep))
             gpus.append(GpuView(node, gpu, mode, layout, names, frozenset(sets), taints, mig_on))

@@ -9,7 +9,7 @@ cooldowns and the rate limit) lives in each NodeGpuModes object's annotation ``H
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -19,8 +19,8 @@ from api import gpumodes
 from api.errors import ConfigError
 from api.names import DEFAULT_DRIVER_NAME, GROUP
 from dra_driver.resourceslice.capabilities import Capabilities
-from dra_driver.structured import parse_claim
-from dra_driver.structured.model import Claim
+from dra_driver.structured import parse_claim, parse_slice
+from dra_driver.structured.model import Claim, Slice
 
 Obj = Mapping[str, Any]
 HISTORY_ANNOTATION = f"{GROUP}/mode-changes"
@@ -36,6 +36,7 @@ class World:
     node_modes: Sequence[Obj] = ()  # NodeGpuModes objects
     caps: Capabilities = field(default_factory=Capabilities)
     driver: str = DEFAULT_DRIVER_NAME
+    parse: Callable[[Obj], Slice] = parse_slice  # a long-lived caller's ParsedSlices reuses unchanged slices
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ after parsing them.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -293,15 +293,20 @@ def parse_node(obj: Obj) -> Node:
 
 
 def cluster_state(
-    slices: Iterable[Obj], classes: Mapping[str, Obj] | Iterable[Obj], allocated_claims: Iterable[Obj] = ()
+    slices: Iterable[Obj],
+    classes: Mapping[str, Obj] | Iterable[Obj],
+    allocated_claims: Iterable[Obj] = (),
+    parse: Callable[[Obj], Slice] = parse_slice,
 ) -> ClusterState:
-    """ClusterState from ResourceSlices, DeviceClasses (by name, or a list) and already-allocated claims."""
+    """ClusterState from ResourceSlices, DeviceClasses (by name, or a list) and already-allocated claims.
+
+    ``parse`` reads one slice: a long-lived caller passes a ``slicememo.ParsedSlices`` to reuse its parses."""
     if isinstance(classes, Mapping):
         parsed = {name: parse_class(obj, name) for name, obj in classes.items()}
     else:
         parsed = {c.name: c for c in (parse_class(obj) for obj in classes)}
     with _collector_paused():
-        parsed_slices = tuple(parse_slice(s) for s in slices)
+        parsed_slices = tuple(parse(s) for s in slices)
     return ClusterState(parsed_slices, parsed, allocated_state(allocated_claims))
 
 

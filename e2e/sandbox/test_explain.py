@@ -27,6 +27,7 @@ from cli import explain_cmd
 from dra_driver.inventory import Inventory
 from dra_driver.k8s import Kube
 from e2e import claims as pods_and_claims
+from e2e.controller_proc import Controllers
 from e2e.differential import machines
 from e2e.fixtures import Sandbox
 from e2e.wait import until
@@ -105,11 +106,12 @@ def allocated(kube: Kube, ns: str, *names: str) -> None:
     until(done, f"claims {', '.join(names)} allocated")
 
 
-def explain(sandbox: Sandbox, kind: str, name: str, ns: str, output: str = "json") -> str:
+def explain(sandbox: Sandbox, kind: str, name: str, ns: str, output: str = "json", *extra: str) -> str:
     """Run ``dra-gpu explain`` through its sub-command (the same path as ``dra-gpu`` once it is registered)."""
     parser = argparse.ArgumentParser(prog="dra-gpu")
     explain_cmd.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["explain", kind, name, "-n", ns, "--kubeconfig", str(sandbox.kubeconfig), "-o", output])
+    argv = ["explain", kind, name, "-n", ns, "--kubeconfig", str(sandbox.kubeconfig), "-o", output, *extra]
+    args = parser.parse_args(argv)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert args.func(args) == 0
@@ -204,6 +206,39 @@ def test_an_untolerated_taint_is_named_with_what_to_tolerate(
         f"request gpu: add a toleration for {D}/maintenance=true:NoSchedule to use the tainted devices"
         in (report["reasons"])
     )
+
+
+@pytest.mark.usefixtures("gpumodes_crd")
+def test_the_mode_controller_answers_what_the_cli_answers(
+    sandbox: Sandbox, kube: Kube, namespace: str, gpu_node: NodeFactory, tmp_path: Path
+) -> None:
+    node = gpu_node("single-a100", Mig())
+    for name, profile in (("four", "mig-4g-20gb"), ("three", "mig-3g-20gb")):
+        create_claim(kube, namespace, name, request("mig", profile))
+        create_pod(kube, namespace, node, name)
+    allocated(kube, namespace, "four", "three")
+    create_claim(kube, namespace, "two", request("mig", "mig-2g-10gb"))
+    create_pod(kube, namespace, node, "two")
+    until(lambda: pods_and_claims.is_unschedulable(kube, namespace, "two"), "two unschedulable")
+    controllers = Controllers(sandbox.kubeconfig, tmp_path)
+    try:
+        proc, _, log = controllers.start(f"e2e-explain-{uuid.uuid4().hex[:6]}", grace_s=0)
+        url = f"http://127.0.0.1:{controllers.explain_ports[proc.pid]}"
+        policy = ["--policy", str(log.with_suffix(".policy.yaml"))]
+
+        def same() -> Obj | None:  # the controller's cache may be an event behind the API server: ask until equal
+            remote = json.loads(explain(sandbox, "pod", "two", namespace, "json", "--controller", url))
+            local = json.loads(explain(sandbox, "pod", "two", namespace, "json", *policy))
+            return remote if remote == local else None
+
+        report = until(same, f"the controller's answer equal to the CLI's (log: {log})")
+        table = explain(sandbox, "pod", "two", namespace, "table", "--controller", url)
+    finally:
+        controllers.close()
+    (mine,) = [n for n in report["nodes"] if n["node"] == node]
+    assert mine["verdict"] == "unschedulable" and "2g.10gb placements free: none" in mine["fits"]
+    assert f"pod {namespace}/two" in table and "2g.10gb placements free: none" in table
+    assert "explained pod" in log.read_text()  # the answer was the controller's
 
 
 def _normalised(text: str, node: str, ns: str) -> list[str]:

@@ -17,6 +17,7 @@ import pytest
 from cli import main as cli_main
 from cli.main import main
 from nvml_sim.control import SimulatedMachine
+from sandbox.ports import pick_free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,6 +69,31 @@ def test_explain_with_a_kubeconfig_that_is_not_yaml_is_one_line(tmp_path: Path) 
     done = run_cli("explain", "claim", "x", "--kubeconfig", str(kubeconfig))
     assert done.returncode == 2
     assert one_line(done.stderr).startswith("dra-gpu explain: not valid YAML:")
+
+
+def test_explain_with_a_controller_that_does_not_answer_says_how_to_reach_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (port,) = pick_free_ports(1)  # nothing listens there
+    assert main(["explain", "pod", "x", "--controller", f"http://127.0.0.1:{port}"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"dra-gpu explain: --controller http://127.0.0.1:{port}: cannot reach it (")
+    assert "kubectl port-forward -n NAMESPACE deployment/RELEASE-controller 8081" in line
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--controller", "127.0.0.1:8081"], "--controller: '127.0.0.1:8081' is not an http(s) URL such as"),
+        (["--controller", "http://h:1", "-f", "x.yaml"], "--controller cannot be combined with -f: "),
+        (["--controller", "http://h:1", "--policy", "p.yaml"], "--controller cannot be combined with --policy: "),
+    ],
+)
+def test_explain_with_a_controller_refuses_what_it_cannot_honour(
+    capsys: pytest.CaptureFixture[str], extra: list[str], expected: str
+) -> None:
+    assert main(["explain", "pod", "x", *extra]) == 2
+    assert expected in one_line(capsys.readouterr().err)
 
 
 # --- lint --------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The words of ``dra-gpu explain`` for one node (``cli.explain.node_report``): the facts per request, what
+"""The words of ``dra-gpu explain`` for one node (``controller.explain.analysis.node_report``): the facts per request, what
 would fit, and each reason with what lies behind it (the selector that matched nothing, who holds the
 counters that ran out, the toleration to add). Pure.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
-from cli.explain_report import RequestFacts
+from controller.explain.report import RequestFacts
 from dra_driver.cel import CelError, compile_selector
 from dra_driver.structured import ClusterState, DeviceId, RequestReport
 from dra_driver.structured.evaluate import ERROR, IN_USE, NO_CAPACITY, NO_COUNTERS, NO_MATCH, TAINTED, USABLE

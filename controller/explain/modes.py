@@ -11,7 +11,7 @@ the controller cannot help (and why), or no pending pod waits for it (the contro
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,8 @@ from api.errors import ConfigError
 from controller.planner import Decision, Policy, World, decide
 from controller.planner.world import node_modes
 from dra_driver.resourceslice.capabilities import Capabilities
+from dra_driver.structured import parse_slice
+from dra_driver.structured.model import Slice
 
 Obj = Mapping[str, Any]
 
@@ -120,10 +122,11 @@ def world(
     modes: Sequence[Obj],
     caps: Capabilities,
     driver: str,
+    parse: Callable[[Obj], Slice] = parse_slice,
 ) -> World:
     """The planner's input from the objects ``read_inputs`` read."""
     labels = {str(n["metadata"]["name"]): dict(n["metadata"].get("labels") or {}) for n in nodes}
-    return World(labels, slices, classes, claims, pods, modes, caps, driver)
+    return World(labels, slices, classes, claims, pods, modes, caps, driver, parse)
 
 
 def to_json(report: ModesReport) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cli.explain_modes import ModesReport, table_lines, to_json
+from controller.explain.modes import ModesReport, table_lines, to_json
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Report:
     notes: tuple[str, ...]
     nodes: tuple[NodeReport, ...]
     skipped: int  # nodes that were not candidates
-    modes: ModesReport | None = None  # mode changes running, and the mode controller's plan (cli.explain_modes)
+    modes: ModesReport | None = None  # mode changes running, and the mode controller's plan (controller.explain.modes)
 
     @property
     def summary(self) -> str:
