@@ -1,7 +1,6 @@
-"""``dra-gpu explain``: the objects read from the API server (or YAML files with ``-f``) and analysed here, or
-the question sent to the mode controller, which answers it from its watch cache (``--controller``).
-
-The analysis is ``controller.explain.analysis``; ``cli.explain_remote`` asks the controller.
+"""``dra-gpu explain``: the objects read from the API server (or YAML files with ``-f``) and analysed here
+(``controller.explain.analysis``). With ``--controller`` the mode controller answers instead
+(``cli.explain_remote``).
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import sys
 import time
 from dataclasses import replace
 
-from cli import explain_files, explain_remote
+from cli import explain_files
 from controller.explain.analysis import Source, answer, collector_off, read_inputs
 from controller.planner import load_policy
 from controller.planner.world import timestamp
@@ -23,9 +22,6 @@ from dra_driver.resourceslice.probe import probe
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``dra-gpu explain`` (``cli.explain_cmd`` declares the arguments)."""
-    if args.controller:
-        sys.stdout.write(explain_remote.ask(args))
-        return 0
     kube: Source
     if args.filename:
         caps = replace(Capabilities(), partitionable_devices=not args.no_partitionable_devices)

@@ -1,7 +1,8 @@
 """``dra-gpu explain (claim NAME | pod NAME)``: why claims cannot be allocated, node by node, and the mode
 changes running or planned for them (live cluster, or YAML files with ``-f``).
 
-Only the arguments live here; the work is done by ``cli.explain`` on top of ``dra_driver.structured``.
+Only the arguments live here; the work is done by ``cli.explain`` on top of ``dra_driver.structured``, or by the
+mode controller (``cli.explain_remote``): each imported when it runs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import argparse
 from pathlib import Path
 
 from api.names import DEFAULT_DRIVER_NAME
-from cli import explain
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -42,4 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.controller:  # imports only what asking takes
+        from cli import explain_remote
+
+        return explain_remote.print_answer(args)
+    from cli import explain
+
     return explain.run(args)

@@ -5,6 +5,7 @@ it comes. Reach the listener with ``kubectl port-forward`` (it listens on the po
 from __future__ import annotations
 
 import argparse
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +29,11 @@ def url_of(args: argparse.Namespace) -> str:
     quote = urllib.parse.quote
     path = f"/explain/{args.kind}/{quote(args.namespace, safe='')}/{quote(args.name, safe='')}"
     return f"{base}{path}?{urllib.parse.urlencode({'output': args.output})}"
+
+
+def print_answer(args: argparse.Namespace) -> int:
+    sys.stdout.write(ask(args))
+    return 0
 
 
 def ask(args: argparse.Namespace) -> str:

@@ -11,33 +11,35 @@ ends the command quietly with 141 (128 + SIGPIPE, as a shell reports a process k
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
-import urllib3
-import yaml
-from kubernetes.config import ConfigException
-
 import api.errors
-from cli import explain_cmd, inventory_cmd, lint_cmd, plan_cmd, sandbox_cmd, sim_cmd, slices_cmd, webhook_cmd
 from dra_driver import errors
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
-# what user_error may recognise; anything else propagates untouched
-MAYBE_USER_ERRORS = (
-    api.errors.ConfigError,
-    errors.DriverError,
-    ConfigException,
-    urllib3.exceptions.HTTPError,
-    yaml.MarkedYAMLError,
-    OSError,
-)
+# sub-command -> the module that declares it; only the one run is imported (``dra-gpu explain --controller``
+# then starts without the Kubernetes client, the sandbox or the allocator)
+COMMANDS = {
+    "inventory": "cli.inventory_cmd",
+    "slices": "cli.slices_cmd",
+    "classes": "cli.slices_cmd",
+    "sandbox": "cli.sandbox_cmd",
+    "demo": "cli.sandbox_cmd",
+    "sim": "cli.sim_cmd",
+    "explain": "cli.explain_cmd",
+    "plan": "cli.plan_cmd",
+    "lint": "cli.lint_cmd",
+    "webhook": "cli.webhook_cmd",
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,12 +49,21 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """Every sub-command, or only the one ``argv`` names (the others' modules are not imported)."""
     parser = Parser(prog="dra-gpu", description="Kubernetes DRA driver for NVIDIA GPUs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (inventory_cmd, slices_cmd, sandbox_cmd, sim_cmd, explain_cmd, plan_cmd, lint_cmd, webhook_cmd):
-        module.register(sub)
+    first = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+    wanted = [COMMANDS[first]] if first in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in wanted:
+        importlib.import_module(name).register(sub)
     return parser
+
+
+def _loaded(module: str, name: str) -> type[BaseException] | None:
+    """An exception class of a module if it is imported (if it is not, nothing raised one)."""
+    found: ModuleType | None = sys.modules.get(module)
+    return getattr(found, name, None) if found is not None else None
 
 
 def _named_paths(args: argparse.Namespace) -> Iterator[Path]:
@@ -79,23 +90,25 @@ def _kubeconfig_hint(args: argparse.Namespace) -> str:
 
 def user_error(exc: BaseException, args: argparse.Namespace) -> str | None:
     """The one-line message for an error the user caused (or can fix), or None when ``exc`` is a bug."""
-    match exc:
-        case api.errors.ConfigError():
-            message = f"invalid input: {exc}"
-        case errors.DriverError():
-            message = str(exc)
-        case ConfigException():
-            message = f"cannot load a kubeconfig: {exc}; {_kubeconfig_hint(args)}"
-        case urllib3.exceptions.HTTPError():
-            message = f"cannot reach the API server: {exc}"
-        case yaml.MarkedYAMLError():
-            message = f"not valid YAML: {exc}"
-        case FileNotFoundError() | PermissionError() | IsADirectoryError() | NotADirectoryError() if _names_user_path(
-            exc, args
-        ):
-            message = f"{os.fsdecode(exc.filename)}: {exc.strerror}"
-        case _:
-            return None
+    kubeconfig = _loaded("kubernetes.config.config_exception", "ConfigException")
+    http = _loaded("urllib3.exceptions", "HTTPError")
+    bad_yaml = _loaded("yaml.error", "MarkedYAMLError")
+    if isinstance(exc, api.errors.ConfigError):
+        message = f"invalid input: {exc}"
+    elif isinstance(exc, errors.DriverError):
+        message = str(exc)
+    elif kubeconfig is not None and isinstance(exc, kubeconfig):
+        message = f"cannot load a kubeconfig: {exc}; {_kubeconfig_hint(args)}"
+    elif http is not None and isinstance(exc, http):
+        message = f"cannot reach the API server: {exc}"
+    elif bad_yaml is not None and isinstance(exc, bad_yaml):
+        message = f"not valid YAML: {exc}"
+    elif isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError) and (
+        _names_user_path(exc, args)
+    ):
+        message = f"{os.fsdecode(exc.filename)}: {exc.strerror}"
+    else:
+        return None
     return " ".join(message.split())
 
 
@@ -116,7 +129,7 @@ def _silence_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         code: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
@@ -125,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except MAYBE_USER_ERRORS as exc:
+    except Exception as exc:  # user_error picks what a user caused; anything else propagates untouched
         message = user_error(exc, args)
         if message is None:
             raise
