@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -169,6 +170,7 @@ def run(count: int, repeat: int, threads: int, log: Any) -> dict[str, Any]:
             finally:
                 proc.terminate()
                 proc.wait(30)
+            answers = [float(m) for m in re.findall(r"explained pod \S+ in ([0-9.]+) s", ctl_log.read_text())]
     return {
         "nodes": count,
         "slices": len(slices),
@@ -181,6 +183,7 @@ def run(count: int, repeat: int, threads: int, log: Any) -> dict[str, Any]:
         "controller_ready_s": ready_s,
         "controller_first_answer_s": first_s,
         "controller_rss_mb": round(controller_rss, 1),
+        "controller_answer_s": answers,  # as the controller logged them: the first, then one per timed run
         "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
@@ -208,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(
         f"  controller: ready {r['controller_ready_s']:.1f} s, first answer {r['controller_first_answer_s']:.1f} s"
-        f" after that, RSS {r['controller_rss_mb']:.0f} MB"
+        f" after that, RSS {r['controller_rss_mb']:.0f} MB;"
+        f" its answers took {', '.join(f'{x:.2f}' for x in r['controller_answer_s'])} s"
     )
 
 

@@ -19,6 +19,7 @@ from api.errors import ConfigError
 from controller.cache import WATCHED, ClusterCache
 from controller.explain.analysis import NotFound, answer, read_inputs
 from controller.planner import Policy
+from controller.planner.view import ViewMemo
 from controller.server import Answer, text
 from dra_driver.errors import DriverError, FatalError
 from dra_driver.k8s import Kube, resource_path
@@ -64,10 +65,12 @@ class Explainer:
         caps: Capabilities,
         driver: str,
         parse: ParsedSlices,
+        views: ViewMemo,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cache, self.source = cache, CacheSource(cache, kube)
-        self.policy, self.caps, self.driver, self.parse, self.clock = policy, caps, driver, parse, clock
+        self.policy, self.caps, self.driver, self.clock = policy, caps, driver, clock
+        self.parse, self.views = parse, views
 
     def route(self, target: str) -> Answer:
         url = urllib.parse.urlsplit(target)
@@ -83,7 +86,7 @@ class Explainer:
         started = time.perf_counter()
         try:
             inputs = read_inputs(self.source, kind, name, namespace)
-            body = answer(inputs, self.policy, self.caps, self.driver, self.clock(), output, self.parse)
+            body = answer(inputs, self.policy, self.caps, self.driver, self.clock(), output, self.parse, self.views)
         except NotFound as exc:
             return text(404, str(exc))
         except (ConfigError, FatalError) as exc:

@@ -8,6 +8,7 @@ NodeGpuModes.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from controller.cache import ClusterCache
 from controller.events import EventRecorder
 from controller.metrics import ControllerMetrics
 from controller.planner import Decision, Policy, World, decide
+from controller.planner.view import ViewMemo
 from controller.planner.world import allocated, key
 from dra_driver.k8s import Kube
 from dra_driver.resourceslice.capabilities import Capabilities
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
 
 
-def world_of(cache: ClusterCache, caps: Capabilities, driver: str, parse: ParsedSlices) -> World:
+def world_of(cache: ClusterCache, caps: Capabilities, driver: str, parse: ParsedSlices, views: ViewMemo) -> World:
     nodes = {str(n["metadata"]["name"]): dict(n["metadata"].get("labels") or {}) for n in cache.items("nodes")}
     return World(
         nodes=nodes,
@@ -41,6 +43,7 @@ def world_of(cache: ClusterCache, caps: Capabilities, driver: str, parse: Parsed
         caps=caps,
         driver=driver,
         parse=parse,
+        views=views,
     )
 
 
@@ -65,13 +68,15 @@ class Reconciler:
         self.wake = threading.Event()
         self.cache = ClusterCache(kube, self.wake.set)
         self.parsed = ParsedSlices()  # slices parsed once per version, for decisions and explanations alike
+        self.views = ViewMemo()  # and each node's GPUs read from its slices once per version of them
         self.last_pass = 0.0  # monotonic time of the last loop pass (liveness)
         self._last_summary: tuple[object, ...] = ()
         self._unsynced: list[str] = []
+        self._frozen = False
 
     def reconcile(self) -> Decision:
         now = self.clock()
-        world = world_of(self.cache, self.caps, self.driver, self.parsed)
+        world = world_of(self.cache, self.caps, self.driver, self.parsed, self.views)
         self.parsed.retain(world.slices)
         started = time.perf_counter()
         decision = decide(world, self.policy, now)
@@ -83,10 +88,22 @@ class Reconciler:
                 "decision: %d change(s), %d schedulable, %d waiting for a change, %d unhelped, %d young",
                 *(len(x) if isinstance(x, tuple) else x for x in summary),
             )
+        if not self._frozen:
+            self._freeze()
         nodes = {c.node for c in decision.changes}
         written = nodes if self.policy.dry_run else self._write(decision, world, now)
         self._tell(decision, world, written)
         return decision
+
+    def _freeze(self) -> None:
+        """After the first decision, what the cache listed and the decision parsed is moved out of the cyclic
+        garbage collector's sight (``gc.freeze``): on a large cluster that is millions of objects without
+        cycles (1000 MIG nodes: 219 MB of JSON), which every full collection would walk again. They are still
+        freed by reference counting when the cluster drops them."""
+        gc.collect()
+        gc.freeze()
+        self._frozen = True
+        log.info("first decision made: %d objects frozen out of the garbage collector", gc.get_freeze_count())
 
     def _write(self, decision: Decision, world: World, now: float) -> set[str]:
         existing = {str(o["metadata"]["name"]): o for o in world.node_modes}

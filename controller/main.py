@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         ready=lambda: loop.cache.synced,
         registry=metrics.registry,
     )
-    explainer = Explainer(loop.cache, kube, policy, caps, args.driver, loop.parsed)
+    explainer = Explainer(loop.cache, kube, policy, caps, args.driver, loop.parsed, loop.views)
     listeners = [
         HttpListener(args.address, args.port, route, "controller-http"),
         HttpListener(args.explain_address, args.explain_port, explainer.route, "controller-explain"),

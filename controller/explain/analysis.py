@@ -29,6 +29,7 @@ from controller.explain.modes import ModesReport
 from controller.explain.report import NodeReport, Report, render_json, render_table
 from controller.explain.words import fits_lines, reason_lines, request_facts
 from controller.planner import Policy
+from controller.planner.view import ViewMemo
 from dra_driver.errors import ConfigError, FatalError
 from dra_driver.k8s import ApiError, resource_path
 from dra_driver.resourceslice.capabilities import Capabilities
@@ -281,6 +282,7 @@ def modes(
     driver: str,
     now: float,
     parse: Callable[[Obj], Slice] = parse_slice,
+    views: ViewMemo | None = None,
 ) -> ModesReport:
     """The mode changes running, and what the mode controller would do now (``policy``: None for its defaults)."""
     notes = [] if policy else ["plan made with the controller's default policy; pass its ModePolicy with --policy"]
@@ -290,7 +292,7 @@ def modes(
         return ModesReport(running, (), (*bad, *notes))
     world = explain_modes.world(
         inputs.nodes, inputs.slices, inputs.classes, inputs.every_claim, inputs.unbound_pods, inputs.node_modes,
-        caps, driver, parse,
+        caps, driver, parse, views,
     )  # fmt: skip
     found = explain_modes.analyse(world, policy or Policy(), now, report.claims)
     return replace(found, notes=(*found.notes, *notes))
@@ -304,8 +306,10 @@ def answer(
     now: float,
     output: str,
     parse: Callable[[Obj], Slice] = parse_slice,
+    views: ViewMemo | None = None,
 ) -> str:
-    """The whole explanation as ``dra-gpu explain -o OUTPUT`` prints it (``table`` or ``json``)."""
+    """The whole explanation as ``dra-gpu explain -o OUTPUT`` prints it (``table`` or ``json``); a long-lived
+    caller passes what it remembers: parsed slices (``parse``) and node views (``views``)."""
     report = analyse(inputs, detail=output == "json", parse=parse)
-    report = replace(report, modes=modes(inputs, report, policy, caps, driver, now, parse))
+    report = replace(report, modes=modes(inputs, report, policy, caps, driver, now, parse, views))
     return render_json(report) if output == "json" else render_table(report)

@@ -17,6 +17,7 @@ from typing import Any
 
 from api.errors import ConfigError
 from controller.planner import Decision, Policy, World, decide
+from controller.planner.view import ViewMemo
 from controller.planner.world import node_modes
 from dra_driver.resourceslice.capabilities import Capabilities
 from dra_driver.structured import parse_slice
@@ -123,10 +124,11 @@ def world(
     caps: Capabilities,
     driver: str,
     parse: Callable[[Obj], Slice] = parse_slice,
+    views: ViewMemo | None = None,
 ) -> World:
     """The planner's input from the objects ``read_inputs`` read."""
     labels = {str(n["metadata"]["name"]): dict(n["metadata"].get("labels") or {}) for n in nodes}
-    return World(labels, slices, classes, claims, pods, modes, caps, driver, parse)
+    return World(labels, slices, classes, claims, pods, modes, caps, driver, parse, views)
 
 
 def to_json(report: ModesReport) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from controller.planner.sim import NodeSim, by_pool
 from controller.planner.view import GpuView, NodeView, node_views
 from dra_driver.structured import Allocation, allocated_state, cluster_state
 from dra_driver.structured.model import PoolId, Slice
+from dra_driver.structured.parse import collector_paused
 
 VERIFY_PER_KIND = 8  # candidates of one kind verified per round before the next kind is tried
 
@@ -66,13 +67,14 @@ class Planner:
     def __init__(self, world: w.World, policy: Policy, now: float) -> None:
         self.world, self.policy, self.now = world, policy, now
         self.notes: list[str] = []
-        self.views = node_views(world.slices, world.driver)
+        self.views = node_views(world.slices, world.driver, world.views)
         self.modes = self._read_modes()
         by_node: dict[str, list[Slice]] = {}
         unnamed: list[Slice] = []
-        for raw in world.slices:
-            parsed = world.parse(raw)
-            (by_node.setdefault(parsed.node.node_name, []) if parsed.node.node_name else unnamed).append(parsed)
+        with collector_paused():  # a cluster's slices are millions of objects without cycles (parse.py)
+            for raw in world.slices:
+                parsed = world.parse(raw)
+                (by_node.setdefault(parsed.node.node_name, []) if parsed.node.node_name else unnamed).append(parsed)
         self.classes = dict(cluster_state((), world.classes).classes)
         held = allocated_state(c for c in world.claims if w.allocated(c))
         self.sim = NodeSim(by_node, unnamed, self.classes, by_pool(held), world.nodes)

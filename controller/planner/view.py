@@ -169,38 +169,78 @@ def _newest(slices: Iterable[Obj], driver: str) -> dict[tuple[str, str], list[Ob
     return pools
 
 
-def node_views(slices: Iterable[Obj], driver: str) -> dict[str, NodeView]:
-    """One view per node that publishes a pool of ``driver`` (its first pool by name, if several)."""
+class ViewMemo:
+    """Node views kept between calls by a long-lived caller (the mode controller): a node's view is rebuilt only
+    when one of its slices has another uid or resourceVersion. Slices without both are never remembered."""
+
+    def __init__(self) -> None:
+        self._views: dict[tuple[object, ...], NodeView] = {}
+        self.builds = 0  # views built, not found (for tests)
+
+    def key(self, driver: str, node: str, pool: str, members: Sequence[Obj]) -> tuple[object, ...] | None:
+        versions = []
+        for m in members:
+            meta = m.get("metadata") or {}
+            if not meta.get("uid") or not meta.get("resourceVersion"):
+                return None
+            versions.append((str(meta["uid"]), str(meta["resourceVersion"])))
+        return (driver, node, pool, *sorted(versions))
+
+    def get(self, key: tuple[object, ...]) -> NodeView | None:
+        return self._views.get(key)
+
+    def keep(self, views: Mapping[tuple[object, ...], NodeView]) -> None:
+        """The views of this call, and no other (nodes gone or changed are forgotten)."""
+        self.builds += sum(1 for k in views if k not in self._views)
+        self._views = dict(views)
+
+
+def node_views(slices: Iterable[Obj], driver: str, memo: ViewMemo | None = None) -> dict[str, NodeView]:
+    """One view per node that publishes a pool of ``driver`` (its first pool by name, if several). With ``memo``,
+    a node whose slices are unchanged since the last call gets the view built then."""
     views: dict[str, NodeView] = {}
+    kept: dict[tuple[object, ...], NodeView] = {}
     for (node, pool), members in sorted(_newest(slices, driver).items()):
         if node in views:
             continue
-        by_gpu: dict[str, list[tuple[Obj, _Raw, Any]]] = {}  # (device, its attributes, its type)
-        for s in members:
-            for d in s["spec"].get("devices") or ():
-                if (key := gpu_key(raw := _Raw(d, driver))) is not None:
-                    by_gpu.setdefault(key, []).append((d, raw, raw.get("type")))
-        gpus = []
-        first: dict[str, Any] = {}
-        for uuid, devices in by_gpu.items():
-            rep = next((d for d, _, t in devices if t in ("gpu", "timeslice", "shared")), devices[0][0])
-            facts = attributes(rep, driver)
-            first = first or facts
-            mode, layout = _mode(devices)
-            sets = {c["counterSet"] for d, _, _ in devices for c in d.get("consumesCounters") or ()}
-            taints = next((tuple(d["taints"]) for d, _, _ in devices if d.get("taints")), ())
-            names = frozenset(str(d["name"]) for d, _, _ in devices)
-            gpu = _gpu(uuid, rep, facts)
-            mig_on = isinstance(mode, Mig) or (facts.get("type") == "gpu" and _full_size_instance(gpu, rep))
-            gpus.append(GpuView(node, gpu, mode, layout, names, frozenset(sets), taints, mig_on))
-        views[node] = NodeView(
-            name=node,
-            driver=driver,
-            pool=pool,
-            generation=int(members[0]["spec"]["pool"].get("generation", 0)),
-            slices=tuple(members),
-            gpus=tuple(sorted(gpus, key=lambda g: g.gpu.index)),
-            driver_version=str((first or {}).get("driverVersion", "0.0.0")),
-            cuda_driver_version=str((first or {}).get("cudaDriverVersion", "0.0.0")),
-        )
+        key = memo.key(driver, node, pool, members) if memo is not None else None
+        view = memo.get(key) if memo is not None and key is not None else None
+        if view is None:
+            view = _view(node, pool, members, driver)
+        if key is not None:
+            kept[key] = view
+        views[node] = view
+    if memo is not None:
+        memo.keep(kept)
     return views
+
+
+def _view(node: str, pool: str, members: Sequence[Obj], driver: str) -> NodeView:
+    by_gpu: dict[str, list[tuple[Obj, _Raw, Any]]] = {}  # (device, its attributes, its type)
+    for s in members:
+        for d in s["spec"].get("devices") or ():
+            if (key := gpu_key(raw := _Raw(d, driver))) is not None:
+                by_gpu.setdefault(key, []).append((d, raw, raw.get("type")))
+    gpus = []
+    first: dict[str, Any] = {}
+    for uuid, devices in by_gpu.items():
+        rep = next((d for d, _, t in devices if t in ("gpu", "timeslice", "shared")), devices[0][0])
+        facts = attributes(rep, driver)
+        first = first or facts
+        mode, layout = _mode(devices)
+        sets = {c["counterSet"] for d, _, _ in devices for c in d.get("consumesCounters") or ()}
+        taints = next((tuple(d["taints"]) for d, _, _ in devices if d.get("taints")), ())
+        names = frozenset(str(d["name"]) for d, _, _ in devices)
+        gpu = _gpu(uuid, rep, facts)
+        mig_on = isinstance(mode, Mig) or (facts.get("type") == "gpu" and _full_size_instance(gpu, rep))
+        gpus.append(GpuView(node, gpu, mode, layout, names, frozenset(sets), taints, mig_on))
+    return NodeView(
+        name=node,
+        driver=driver,
+        pool=pool,
+        generation=int(members[0]["spec"]["pool"].get("generation", 0)),
+        slices=tuple(members),
+        gpus=tuple(sorted(gpus, key=lambda g: g.gpu.index)),
+        driver_version=str((first or {}).get("driverVersion", "0.0.0")),
+        cuda_driver_version=str((first or {}).get("cudaDriverVersion", "0.0.0")),
+    )

@@ -18,6 +18,7 @@ from typing import Any
 from api import gpumodes
 from api.errors import ConfigError
 from api.names import DEFAULT_DRIVER_NAME, GROUP
+from controller.planner.view import ViewMemo
 from dra_driver.resourceslice.capabilities import Capabilities
 from dra_driver.structured import parse_claim, parse_slice
 from dra_driver.structured.model import Claim, Slice
@@ -37,6 +38,7 @@ class World:
     caps: Capabilities = field(default_factory=Capabilities)
     driver: str = DEFAULT_DRIVER_NAME
     parse: Callable[[Obj], Slice] = parse_slice  # a long-lived caller's ParsedSlices reuses unchanged slices
+    views: ViewMemo | None = None  # and its ViewMemo unchanged nodes' views
 
 
 @dataclass(frozen=True)

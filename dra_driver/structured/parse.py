@@ -305,13 +305,13 @@ def cluster_state(
         parsed = {name: parse_class(obj, name) for name, obj in classes.items()}
     else:
         parsed = {c.name: c for c in (parse_class(obj) for obj in classes)}
-    with _collector_paused():
+    with collector_paused():
         parsed_slices = tuple(parse(s) for s in slices)
     return ClusterState(parsed_slices, parsed, allocated_state(allocated_claims))
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while slices are parsed (then back as it was).
 
     Parsing a large cluster creates millions of objects, none of them in a reference cycle, and every

@@ -13,6 +13,7 @@ from controller.cache import ClusterCache
 from controller.explain.analysis import answer, read_inputs
 from controller.explainer import Explainer
 from controller.planner import Policy
+from controller.planner.view import ViewMemo
 from dra_driver.classes import device_classes
 from dra_driver.inventory import Inventory
 from dra_driver.structured.slicememo import ParsedSlices
@@ -64,7 +65,9 @@ def _explainer(objects: dict[str, list[Obj]], api: Api, listed: bool = True) -> 
         for kind, items in objects.items():
             cache.collections[kind]._listed(items)
     parsed = ParsedSlices()
-    return Explainer(cache, api, Policy(), Cluster().caps, DRIVER, parsed, clock=lambda: NOW), parsed  # type: ignore[arg-type]
+    views = ViewMemo()
+    explainer = Explainer(cache, api, Policy(), Cluster().caps, DRIVER, parsed, views, clock=lambda: NOW)  # type: ignore[arg-type]
+    return explainer, parsed
 
 
 def _files(objects: dict[str, list[Obj]]) -> FileKube:

@@ -8,7 +8,7 @@ from typing import Any
 
 from api.partitioning import GpuMode, Mig, Shared, TimeSlice, Whole
 from controller.planner.candidates import Target, place_layout, with_gpu
-from controller.planner.view import node_views
+from controller.planner.view import ViewMemo, node_views
 from dra_driver.inventory import Inventory
 from dra_driver.resourceslice import render
 from dra_driver.resourceslice.capabilities import CURRENT, Capabilities
@@ -57,3 +57,27 @@ def test_a_whole_gpu_shows_whether_its_mig_mode_is_on(inventory: Inv) -> None:
     on = node_views(_slices(inventory("single-a100", mig_enabled=True), {}), DRIVER)["n"].gpus[0]
     off = node_views(_slices(inventory("single-a100"), {}), DRIVER)["n"].gpus[0]
     assert (on.mode, on.mig_on, off.mode, off.mig_on) == (Whole(), True, Whole(), False)
+
+
+def _versioned(slices: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
+    return [
+        {**s, "metadata": {**s["metadata"], "uid": f"u{i}", "resourceVersion": version}} for i, s in enumerate(slices)
+    ]
+
+
+def test_a_remembered_view_is_reused_until_a_slice_of_its_node_changes(inventory: Inv) -> None:
+    inv = inventory("a100-80gb-a30")
+    memo = ViewMemo()
+    first = node_views(_versioned(_slices(inv, {0: TimeSlice(4)}), "1"), DRIVER, memo)["n"]
+    assert node_views(_versioned(_slices(inv, {0: TimeSlice(4)}), "1"), DRIVER, memo)["n"] is first
+    assert memo.builds == 1
+    changed = node_views(_versioned(_slices(inv, {0: Shared()}), "2"), DRIVER, memo)["n"]
+    assert memo.builds == 2 and changed.gpus[0].mode == Shared()
+    assert [g.mode for g in changed.gpus] == [g.mode for g in node_views(_slices(inv, {0: Shared()}), DRIVER)["n"].gpus]
+
+
+def test_slices_without_uid_or_version_are_never_remembered(inventory: Inv) -> None:
+    memo = ViewMemo()
+    node_views(_slices(inventory("single-a100"), {}), DRIVER, memo)
+    node_views(_slices(inventory("single-a100"), {}), DRIVER, memo)
+    assert memo.builds == 0
