@@ -140,16 +140,23 @@ def test_a_selector_that_matches_nothing_is_named(
     assert report["fits"] == [f"gpu: 0 of 1 devices found on {node}"]
 
 
+def placements_taken(kube: Kube, ns: str, gpu_node: NodeFactory) -> str:
+    """An A100 in MIG mode whose 4g.20gb and 3g.20gb devices are allocated, and pod ``two`` asking for a
+    2g.10gb device that no placement is left for; the node's name."""
+    node = gpu_node("single-a100", Mig())
+    for name, profile in (("four", "mig-4g-20gb"), ("three", "mig-3g-20gb")):
+        create_claim(kube, ns, name, request("mig", profile))
+        create_pod(kube, ns, node, name)
+    allocated(kube, ns, "four", "three")
+    create_claim(kube, ns, "two", request("mig", "mig-2g-10gb"))
+    create_pod(kube, ns, node, "two")
+    return node
+
+
 def test_exhausted_mig_placements_list_no_free_placement_and_the_devices_in_the_way(
     sandbox: Sandbox, kube: Kube, namespace: str, gpu_node: NodeFactory
 ) -> None:
-    node = gpu_node("single-a100", Mig())
-    for name, profile in (("four", "mig-4g-20gb"), ("three", "mig-3g-20gb")):
-        create_claim(kube, namespace, name, request("mig", profile))
-        create_pod(kube, namespace, node, name)
-    allocated(kube, namespace, "four", "three")
-    create_claim(kube, namespace, "two", request("mig", "mig-2g-10gb"))
-    create_pod(kube, namespace, node, "two")
+    node = placements_taken(kube, namespace, gpu_node)
     report = only_node(sandbox, kube, namespace, "two", node)
     assert "2g.10gb placements free: none" in report["fits"]
     (request_facts,) = report["requests"]
@@ -212,13 +219,7 @@ def test_an_untolerated_taint_is_named_with_what_to_tolerate(
 def test_the_mode_controller_answers_what_the_cli_answers(
     sandbox: Sandbox, kube: Kube, namespace: str, gpu_node: NodeFactory, tmp_path: Path
 ) -> None:
-    node = gpu_node("single-a100", Mig())
-    for name, profile in (("four", "mig-4g-20gb"), ("three", "mig-3g-20gb")):
-        create_claim(kube, namespace, name, request("mig", profile))
-        create_pod(kube, namespace, node, name)
-    allocated(kube, namespace, "four", "three")
-    create_claim(kube, namespace, "two", request("mig", "mig-2g-10gb"))
-    create_pod(kube, namespace, node, "two")
+    node = placements_taken(kube, namespace, gpu_node)
     until(lambda: pods_and_claims.is_unschedulable(kube, namespace, "two"), "two unschedulable")
     controllers = Controllers(sandbox.kubeconfig, tmp_path)
     try:
