@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sandbox import instance, node_metrics
+from sandbox import instance, mode_controller, node_metrics
 from sandbox.layout import Layout, default_workdir
 from sandbox.status import State, Status, read_status
 
@@ -35,10 +35,11 @@ def sandbox_status(workdir: Path | None = None, output: str = "text") -> int:
         say(f"a sandbox in {layout.root} is starting (no status yet)")
         return 1
     metrics = node_metrics.urls(layout, status.nodes)
+    explain = mode_controller.explain_url(layout) if status.profile else None
     if output == "json":
-        _say(json.dumps(status_document(status, metrics), indent=2))
+        _say(json.dumps(status_document(status, metrics, explain), indent=2))
     else:
-        _say(render_status(status, metrics))
+        _say(render_status(status, metrics, explain))
     return 0 if status.state is State.READY else 1
 
 
@@ -46,9 +47,10 @@ def _complain(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def status_document(status: Status, metrics: dict[str, str]) -> dict[str, Any]:
-    """The status file's document plus where each node's plugin serves its metrics (node -> URL)."""
-    return {**status.to_json(), "metrics": dict(metrics)}
+def status_document(status: Status, metrics: dict[str, str], explain: str | None = None) -> dict[str, Any]:
+    """The status file's document plus where each node's plugin serves its metrics (node -> URL) and where the
+    mode controller answers ``dra-gpu explain --controller`` (null without one)."""
+    return {**status.to_json(), "metrics": dict(metrics), "explain": explain}
 
 
 def sandbox_kubeconfig(workdir: Path | None = None) -> int:
@@ -65,7 +67,7 @@ def sandbox_kubeconfig(workdir: Path | None = None) -> int:
 DRIVERS = {"process": "plugin as host processes", "helm": "plugin from the Helm chart's DaemonSet"}
 
 
-def render_status(status: Status, metrics: dict[str, str] | None = None) -> str:
+def render_status(status: Status, metrics: dict[str, str] | None = None, explain: str | None = None) -> str:
     gates = status.feature_gates
     lines = [
         f"sandbox in {status.workdir}: {status.state.value} (since {status.ready_at or status.started_at}), "
@@ -83,6 +85,8 @@ def render_status(status: Status, metrics: dict[str, str] | None = None) -> str:
             lines.append(f"                 unavailable: {', '.join(gates.unavailable)}")
     for i, (node, url) in enumerate(sorted((metrics or {}).items())):
         lines.append(f"  {'metrics' if i == 0 else '':<14} {node}  {url}")
+    if explain:
+        lines.append(f"  explain        dra-gpu explain pod NAME --controller {explain}")
     lines.append("  processes")
     for p in status.processes:
         state = "running" if instance.alive(instance.PidRecord(p.pid, p.start_ticks)) else "EXITED"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main as cli_main
-from sandbox import instance, node_metrics
+from sandbox import instance, mode_controller, node_metrics
 from sandbox.agents import plugin_command
 from sandbox.layout import Layout
 from sandbox.status import State, Status, write_status
@@ -78,3 +78,14 @@ def test_status_as_json_without_a_sandbox_prints_nothing_on_stdout_and_exits_1(
     assert cli_main(["sandbox", "status", "-o", "json", "--workdir", str(tmp_path)]) == 1
     out, err = capsys.readouterr()
     assert out == "" and "no sandbox running" in err
+
+
+def test_status_names_the_mode_controllers_explain_url_it_was_started_with(
+    running: Layout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = mode_controller.spec(running, running.root / "kubeconfig").argv
+    url = f"http://127.0.0.1:{argv[argv.index('--explain-port') + 1]}"
+    assert cli_main(["sandbox", "status", "--workdir", str(running.root)]) == 0
+    assert f"  explain        dra-gpu explain pod NAME --controller {url}" in capsys.readouterr().out
+    assert cli_main(["sandbox", "status", "-o", "json", "--workdir", str(running.root)]) == 0
+    assert json.loads(capsys.readouterr().out)["explain"] == url
