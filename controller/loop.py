@@ -72,7 +72,7 @@ class Reconciler:
         self.last_pass = 0.0  # monotonic time of the last loop pass (liveness)
         self._last_summary: tuple[object, ...] = ()
         self._unsynced: list[str] = []
-        self._frozen = False
+        self._frozen: set[str] = set()  # the start-up moments whose objects were frozen (``_freeze``)
 
     def reconcile(self) -> Decision:
         now = self.clock()
@@ -88,22 +88,22 @@ class Reconciler:
                 "decision: %d change(s), %d schedulable, %d waiting for a change, %d unhelped, %d young",
                 *(len(x) if isinstance(x, tuple) else x for x in summary),
             )
-        if not self._frozen:
-            self._freeze()
+        if "decided" not in self._frozen:
+            self._freeze("decided")
         nodes = {c.node for c in decision.changes}
         written = nodes if self.policy.dry_run else self._write(decision, world, now)
         self._tell(decision, world, written)
         return decision
 
-    def _freeze(self) -> None:
-        """After the first decision, what the cache listed and the decision parsed is moved out of the cyclic
-        garbage collector's sight (``gc.freeze``): on a large cluster that is millions of objects without
-        cycles (1000 MIG nodes: 219 MB of JSON), which every full collection would walk again. They are still
-        freed by reference counting when the cluster drops them."""
+    def _freeze(self, moment: str) -> None:
+        """Once the cache has listed (every replica) and once the first decision has parsed the slices (the
+        leader), what is alive is moved out of the cyclic garbage collector's sight (``gc.freeze``): on a large
+        cluster that is millions of objects without cycles (1000 MIG nodes: 219 MB of JSON), which every full
+        collection would walk again. They are still freed by reference counting when the cluster drops them."""
         gc.collect()
         gc.freeze()
-        self._frozen = True
-        log.info("first decision made: %d objects frozen out of the garbage collector", gc.get_freeze_count())
+        self._frozen.add(moment)
+        log.info("%s: %d objects frozen out of the garbage collector", moment, gc.get_freeze_count())
 
     def _write(self, decision: Decision, world: World, now: float) -> set[str]:
         existing = {str(o["metadata"]["name"]): o for o in world.node_modes}
@@ -145,6 +145,8 @@ class Reconciler:
             stop.wait(self.settle_s)  # let a burst of events land
             self.wake.clear()
             self.metrics.leader.set(1 if self.leading.is_set() else 0)
+            if self.cache.synced and "listed" not in self._frozen:
+                self._freeze("listed")
             if not self.leading.is_set() or not self.cache.synced:
                 if self.leading.is_set() and (unsynced := self.cache.unsynced()) != self._unsynced:
                     self._unsynced = unsynced

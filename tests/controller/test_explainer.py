@@ -134,3 +134,14 @@ def test_bad_questions_get_a_status_and_what_would_be_valid(inventory: Callable[
     assert code == 503 and body.startswith(
         b"the controller is still listing claims, classes, modes, nodes, pods, slices"
     )
+
+
+def test_slices_the_cluster_dropped_are_forgotten_after_the_next_answer(inventory: Callable[..., Inventory]) -> None:
+    objects = _objects(_cluster(inventory))
+    explainer, parsed = _explainer(objects, Api())
+    assert explainer.route("/explain/pod/default/p1")[0] == 200
+    kept = parsed.size
+    gone = objects["slices"][-1]
+    explainer.cache.collections["slices"]._event("DELETED", gone)
+    assert explainer.route("/explain/pod/default/p1")[0] == 200
+    assert parsed.size == kept - 1
