@@ -29,7 +29,7 @@ from kubelet_plugin.hardware import GpuHardware
 from kubelet_plugin.locks import GpuLocks
 from kubelet_plugin.logs import ClaimLogger
 from kubelet_plugin.metrics import PluginMetrics
-from kubelet_plugin.plan import ClaimRejected, Context, check_available, plan_claim
+from kubelet_plugin.plan import ClaimRejected, Context, check_available, check_beside, plan_claim
 from kubelet_plugin.records import DeviceRecord
 from kubelet_plugin.spec_files import SpecFiles
 from kubelet_plugin.transaction import ClaimTransaction, UndoFailed
@@ -183,7 +183,7 @@ class GpuDriver:
         check_available(planned, self.hardware.unavailable)  # a missing driver tool: refused, nothing touched
         with self.locks.hold(_gpus(planned)):
             others = [r for uid, r in self.checkpoint.claims().items() if uid != ref.uid]
-            planned = plan_claim(ctx, ref, claim, others)
+            check_beside(ref, planned, others)
             minors = {g.index: g.minor for g in ctx.inventory.gpus}
             completed = self.transaction.prepare(ref, planned, minors)
         if self.device_status:

@@ -165,10 +165,17 @@ def plan_claim(
             )
     except ConfigError as exc:
         raise ClaimRejected(f"invalid configuration: {exc}") from exc
-    others = list(others)
-    _check_intervals(claim_ref, records, others)
-    check_mps(claim_ref, records, others)
+    check_beside(claim_ref, records, others)
     return tuple(records)
+
+
+def check_beside(claim_ref: ClaimRef, records: Iterable[DeviceRecord], others: Iterable[ClaimRecord]) -> None:
+    """``ClaimRejected`` if the planned ``records`` cannot be prepared beside the ``others`` (the claims prepared
+    on this node): time-slice intervals and MPS use of a GPU must agree. The records do not depend on the
+    others: ``plan_claim(..., [])`` then this, under the GPUs' locks, is ``plan_claim(..., others)``."""
+    others, mine = list(others), list(records)
+    _check_intervals(claim_ref, mine, others)
+    check_mps(claim_ref, mine, others)
 
 
 def check_available(records: Iterable[DeviceRecord], unavailable: Callable[[DeviceRecord], str | None]) -> None:
