@@ -18,6 +18,8 @@ def test_json_has_a_time_per_claim_kind_and_node_count(capsys: pytest.CaptureFix
     for key in ("alloc_ms", "alloc_cpu_ms", "alloc_warm_ms"):
         assert set(result[key]) == {"whole", "mig", "cel"}
         assert all(set(by_nodes) == {"1", "2"} and min(by_nodes.values()) > 0 for by_nodes in result[key].values())
+    assert set(result["per_node_growth"]) == {"whole", "mig", "cel"}
+    assert all(g > 0 for g in result["per_node_growth"].values())
     assert result["go_alloc_ms"] is None  # --no-go
     assert result["state_build_devices"] == 2 * 208 and result["state_build_s"] > 0
     assert result["explain_s"] > 0
