@@ -22,6 +22,7 @@ from nvml_sim.control import SimulatedMachine
 from nvml_sim.driver_install import install
 from sandbox.ports import pick_free_ports
 
+TERMINATION_GRACE_S = 30  # the kubelet's default terminationGracePeriodSeconds before it kills a pod
 DRIVER = "gpu.dra-driver.dev"
 
 
@@ -137,8 +138,8 @@ class PluginNode:
     def stop(self) -> None:
         if self.process is not None and self.alive():
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
+            try:  # as long as the kubelet waits: the DaemonSet keeps the default terminationGracePeriodSeconds
+                self.process.wait(timeout=TERMINATION_GRACE_S)
             except subprocess.TimeoutExpired:
                 self.kill()
 

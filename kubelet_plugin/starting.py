@@ -170,4 +170,6 @@ def main(argv: list[str] | None = None) -> None:
     log.info("plugin started on node %s; ready once its slices are published", settings.node_name)
     stop.wait()
     log.info("SIGTERM: shutting down")
+    stopping = time.monotonic()
     plugin.stop()
+    log.info("stopped in %.1f s", time.monotonic() - stopping)

@@ -63,7 +63,7 @@ def test_readiness_follows_the_first_publication_and_sigterm_removes_the_sockets
     sockets = list(plugin.plugins_dir.rglob("*.sock")) + list(plugin.registry_dir.glob("*.sock"))
     assert len(sockets) == 2
     plugin.stop()
-    assert plugin.process is not None and plugin.process.returncode == 0
+    assert plugin.process is not None and plugin.process.returncode == 0, plugin.log_text()[-4000:]
     assert not any(s.exists() for s in sockets)
     selector = f"spec.nodeName={sim.name},spec.driver={DRIVER}"
     assert kube.list(f"{R}/resourceslices", fieldSelector=selector), "slices stay for the next plugin pod"
