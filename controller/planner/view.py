@@ -20,6 +20,7 @@ from dra_driver.gpu_facts import full_size_profile
 from dra_driver.inventory import Gpu
 from dra_driver.resourceslice import quantity
 from dra_driver.slices.devices import BRANDS
+from dra_driver.structured.slicememo import version_key
 
 Obj = Mapping[str, Any]
 _BRAND_CODES = {name: code for code, name in BRANDS.items()}
@@ -178,13 +179,10 @@ class ViewMemo:
         self.builds = 0  # views built, not found (for tests)
 
     def key(self, driver: str, node: str, pool: str, members: Sequence[Obj]) -> tuple[object, ...] | None:
-        versions = []
-        for m in members:
-            meta = m.get("metadata") or {}
-            if not meta.get("uid") or not meta.get("resourceVersion"):
-                return None
-            versions.append((str(meta["uid"]), str(meta["resourceVersion"])))
-        return (driver, node, pool, *sorted(versions))
+        versions = [version_key(m) for m in members]
+        if None in versions:
+            return None
+        return (driver, node, pool, *sorted(v for v in versions if v is not None))
 
     def get(self, key: tuple[object, ...]) -> NodeView | None:
         return self._views.get(key)

@@ -20,7 +20,8 @@ from dra_driver.structured.parse import parse_slice
 Obj = Mapping[str, Any]
 
 
-def _key(obj: Obj) -> tuple[str, str] | None:
+def version_key(obj: Obj) -> tuple[str, str] | None:
+    """(uid, resourceVersion) of an object as the API server returned it; None without both."""
     meta = obj.get("metadata") or {}
     uid, version = meta.get("uid"), meta.get("resourceVersion")
     return (str(uid), str(version)) if uid and version else None
@@ -35,7 +36,7 @@ class ParsedSlices:
         self.parses = 0  # how many slices were parsed, not found (for tests and the bench)
 
     def __call__(self, obj: Obj) -> Slice:
-        key = _key(obj)
+        key = version_key(obj)
         if key is None:
             return parse_slice(obj)
         found = self._parsed.get(key)
@@ -48,7 +49,7 @@ class ParsedSlices:
 
     def retain(self, live: Iterable[Obj]) -> None:
         """Forget every slice that is not one of ``live`` (the cluster's slices now)."""
-        keep = {k for k in map(_key, live) if k is not None}
+        keep = {k for k in map(version_key, live) if k is not None}
         with self._lock:
             for key in [k for k in self._parsed if k not in keep]:
                 del self._parsed[key]
