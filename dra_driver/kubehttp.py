@@ -1,4 +1,4 @@
-"""``HttpKube``: the ``Kube`` interface over persistent HTTP/1.1 connections of the standard library.
+"""``HttpKube``: the ``Kube`` interface over persistent HTTP/1.1 connections.
 
 For the kubelet plugin's hot path and start-up (issue 14): the ``kubernetes`` client costs ~5 ms per call and
 0.3 s to import. Same credentials (a kubeconfig's server, CA, client certificate or token; in-cluster: the
@@ -6,8 +6,9 @@ service account's token and CA), same errors (``ApiError``, ``ApiUnavailable``),
 no retries. A request takes an idle keep-alive connection from a pool shared by all threads (checked for a close
 by the server before reuse, not retried after a failure) and gives it back once its answer is read, so a burst
 of threads (the capability probe, a new slice generation) reuses the connections of the last one instead of
-each opening (and the API server accepting) a TLS connection of its own; at most ``IDLE_MAX`` are kept. A
-watch gets a connection of its own, closed when the stream ends.
+each opening (and the API server accepting) a TLS connection of its own; at most ``IDLE_MAX`` are kept. Requests
+are framed by ``http11.Connection`` (one write per request, only the headers that frame a body read); a watch
+gets an ``http.client`` connection of its own, closed when the stream ends.
 
 Supported kubeconfig credentials: ``certificate-authority(-data)``, ``insecure-skip-tls-verify``,
 ``client-certificate(-data)`` + ``client-key(-data)``, ``token``, ``tokenFile``. Anything else (exec plugins,
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from dra_driver import http11
 from dra_driver.errors import ConfigError
 from dra_driver.k8s import ApiError, ApiUnavailable, Kube, Obj, Timeouts, WatchStream, shorten
 
@@ -130,8 +132,8 @@ class HttpKube(Kube):
         self.credentials = credentials
         self.timeouts = timeouts or Timeouts()
         self.calls: dict[str, int] = {}
-        self._idle: list[http.client.HTTPConnection] = []  # not in use; the most recently used last
-        self._open: set[http.client.HTTPConnection] = set()  # idle or in use, for close()
+        self._idle: list[http11.Connection] = []  # not in use; the most recently used last
+        self._open: set[http11.Connection] = set()  # idle or in use, for close()
         self._token_lock = threading.Lock()
         self._token: tuple[str | None, float] = (credentials.token, 0.0)
 
@@ -143,7 +145,27 @@ class HttpKube(Kube):
 
     # --- connections ---------------------------------------------------------------------------
 
-    def _connect(self, method: str, path: str) -> http.client.HTTPConnection:
+    @contextlib.contextmanager
+    def _connecting(self, method: str, path: str) -> Iterator[None]:
+        """A connect that fails or times out: ``ApiUnavailable`` naming the call."""
+        try:
+            yield
+        except TimeoutError as exc:
+            raise ApiUnavailable(
+                f"API server did not accept a connection within {self.timeouts.connect:g}s: {method} {path}: {exc}"
+            ) from exc
+        except OSError as exc:
+            raise ApiUnavailable(
+                f"API server unreachable: {method} {path}: {shorten(str(exc), 300)}; check that it runs and the address"
+            ) from exc
+
+    def _connect(self, method: str, path: str) -> http11.Connection:
+        c = self.credentials
+        with self._connecting(method, path):
+            return http11.Connection.open(c.host, c.port, self.timeouts.connect, c.context)
+
+    def _connect_stream(self, path: str) -> http.client.HTTPConnection:
+        """A connection of ``http.client`` for a watch (its chunked stream is read line by line)."""
         c = self.credentials
         conn: http.client.HTTPConnection
         if c.context is not None:
@@ -151,21 +173,15 @@ class HttpKube(Kube):
         else:
             conn = http.client.HTTPConnection(c.host, c.port, timeout=self.timeouts.connect)
         try:
-            conn.connect()
-        except TimeoutError as exc:
+            with self._connecting("WATCH", path):
+                conn.connect()
+        except ApiUnavailable:
             conn.close()
-            raise ApiUnavailable(
-                f"API server did not accept a connection within {self.timeouts.connect:g}s: {method} {path}: {exc}"
-            ) from exc
-        except OSError as exc:
-            conn.close()
-            raise ApiUnavailable(
-                f"API server unreachable: {method} {path}: {shorten(str(exc), 300)}; check that it runs and the address"
-            ) from exc
+            raise
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
-    def _pooled(self, method: str, path: str) -> http.client.HTTPConnection:
+    def _pooled(self, method: str, path: str) -> http11.Connection:
         """An idle connection the server has not closed, else a new one."""
         while True:
             with self._token_lock:
@@ -182,7 +198,7 @@ class HttpKube(Kube):
             self._open.add(conn)
         return conn
 
-    def _release(self, conn: http.client.HTTPConnection) -> None:
+    def _release(self, conn: http11.Connection) -> None:
         """Back to the pool after its answer was read (a closed one, or one over ``IDLE_MAX``, is dropped)."""
         with self._token_lock:
             if conn.sock is not None and len(self._idle) < IDLE_MAX:
@@ -190,6 +206,21 @@ class HttpKube(Kube):
                 return
             self._open.discard(conn)
         conn.close()
+
+    def fill(self, idle: int) -> int:
+        """Open connections until ``idle`` (at most ``IDLE_MAX``) wait in the pool; returns how many were opened.
+        Done off the hot path (``api_facts``, while the plugin imports), so that the burst of the first
+        publication (four slice writers and the informers' lists) does not wait for TLS handshakes."""
+        opened = 0
+        while True:
+            with self._token_lock:
+                if len(self._idle) >= min(idle, IDLE_MAX):
+                    return opened
+            conn = self._connect("CONNECT", "(connection pool)")
+            opened += 1
+            with self._token_lock:
+                self._open.add(conn)
+                self._idle.insert(0, conn)  # the least recently used end: warm ones are taken first
 
     def close(self) -> None:
         """Close every connection (a later call opens a new one)."""
@@ -209,33 +240,13 @@ class HttpKube(Kube):
                 self._token = (token, time.monotonic())
             return token
 
-    def _exchange(
-        self,
-        conn: http.client.HTTPConnection,
-        method: str,
-        path: str,
-        body: Any,
-        query: dict[str, str] | None,
-        content_type: str,
-        read_timeout: float,
-    ) -> http.client.HTTPResponse:
+    def _headers(self, method: str) -> dict[str, str]:
         self.calls[method] = self.calls.get(method, 0) + 1
         headers = {"Accept": "application/json", "User-Agent": "dra-driver-gpu"}
         token = self._bearer()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        data = None
-        if body is not None:
-            # encoded as the kubernetes client does (json.dumps' default separators): a claim's opaque parameters
-            # go back byte for byte as they were read and written (docs/kubelet-plugin.md, status.devices)
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            headers["Content-Type"] = content_type
-        url = path + ("?" + urlencode(query) if query else "")
-        with _failures(conn, method, path, read_timeout):
-            assert conn.sock is not None
-            conn.sock.settimeout(read_timeout)
-            conn.request(method, url, body=data, headers=headers)
-            return conn.getresponse()
+        return headers
 
     # --- Kube's interface ----------------------------------------------------------------------
 
@@ -247,11 +258,18 @@ class HttpKube(Kube):
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
+        headers = self._headers(method)
+        data = None
+        if body is not None:
+            # encoded as the kubernetes client does (json.dumps' default separators): a claim's opaque parameters
+            # go back byte for byte as they were read and written (docs/kubelet-plugin.md, status.devices)
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        target = path + ("?" + urlencode(query) if query else "")
         conn = self._pooled(method, path)
         try:
-            resp = self._exchange(conn, method, path, body, query, content_type, self.timeouts.read)
             with _failures(conn, method, path, self.timeouts.read):
-                data = resp.read()
+                resp = conn.exchange(method, target, headers, data, self.timeouts.read)
         except BaseException:
             with self._token_lock:
                 self._open.discard(conn)  # closed by the failure: not back to the pool
@@ -260,8 +278,8 @@ class HttpKube(Kube):
             conn.close()
         self._release(conn)
         if not 200 <= resp.status < 300:
-            raise ApiError(method, path, resp.status, data.decode(errors="replace"))
-        result: Obj = json.loads(data) if data else {}
+            raise ApiError(method, path, resp.status, resp.body.decode(errors="replace"))
+        result: Obj = json.loads(resp.body) if resp.body else {}
         return result
 
     def watch(self, path: str, resource_version: str, timeout_s: int, **query: str) -> WatchStream:
@@ -272,8 +290,13 @@ class HttpKube(Kube):
             "timeoutSeconds": str(timeout_s),
             "allowWatchBookmarks": "true",
         }
-        conn = self._connect("WATCH", path)  # its own: a stream holds the connection until it ends
-        resp = self._exchange(conn, "GET", path, None, params, "application/json", timeout_s + self.timeouts.read)
+        conn = self._connect_stream(path)  # its own: a stream holds the connection until it ends
+        read_timeout = timeout_s + self.timeouts.read
+        with _failures(conn, "GET", path, read_timeout):
+            assert conn.sock is not None
+            conn.sock.settimeout(read_timeout)
+            conn.request("GET", path + "?" + urlencode(params), headers=self._headers("GET"))
+            resp = conn.getresponse()
         if not 200 <= resp.status < 300:
             body = resp.read().decode(errors="replace")
             conn.close()
@@ -282,7 +305,9 @@ class HttpKube(Kube):
 
 
 @contextlib.contextmanager
-def _failures(conn: http.client.HTTPConnection, method: str, path: str, timeout: float) -> Iterator[None]:
+def _failures(
+    conn: http11.Connection | http.client.HTTPConnection, method: str, path: str, timeout: float
+) -> Iterator[None]:
     """A timeout or a broken connection while talking to the API server: the connection closed, ``ApiUnavailable``."""
     try:
         yield

@@ -2,7 +2,8 @@
 
 ``starting.main`` asks for them in a thread right after registration (``in_background``), so the API server's
 answers (discovery, the capability dry runs, the Node) come back while the plugin's modules import and NVML
-is read; ``plugin.Plugin`` waits for them where it needs them. A failure (the API server unreachable, no
+is read, and the client's pool is filled with the connections the first publication will use at once;
+``plugin.Plugin`` waits for them where it needs them. A failure (the API server unreachable, no
 ``resource.k8s.io`` version this driver speaks) is raised there.
 """
 
@@ -17,6 +18,8 @@ from dra_driver.resourceslice.capabilities import Capabilities
 from dra_driver.resourceslice.probe import probe
 from kubelet_plugin.settings import Settings
 
+FIRST_BURST = 6  # connections the first publication uses at once: 4 slice writers, the lists of its 2 watches
+
 
 @dataclass(frozen=True)
 class ApiFacts:
@@ -29,6 +32,7 @@ def fetch(settings: Settings) -> ApiFacts:
     kube = HttpKube.from_kubeconfig(settings.kubeconfig, settings.api_timeouts)
     caps = probe(kube)
     node = kube.get(resource_path("v1", "nodes", settings.node_name)) or {}
+    kube.fill(FIRST_BURST)
     return ApiFacts(kube, caps, node)
 
 

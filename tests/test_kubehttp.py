@@ -134,6 +134,21 @@ def test_threads_take_idle_connections_from_one_pool_instead_of_opening_their_ow
     assert {seen[3][1] for seen in api.seen} <= ports  # a later burst reuses them: no new connection
 
 
+def test_fill_opens_connections_until_that_many_are_idle_and_calls_use_them(
+    api: ApiStandIn, kubes: list[HttpKube]
+) -> None:
+    kube = _kube(kubes, api.server_address[1])
+    kube.get(CLAIM)  # one idle already
+    assert kube.fill(3) == 2
+    assert kube.fill(3) == 0
+    assert len(kube._idle) == 3
+    ports = {c.sock.getsockname()[1] for c in kube._idle if c.sock is not None}
+    taken = [kube._pooled("GET", CLAIM) for _ in range(3)]
+    assert {c.sock.getsockname()[1] for c in taken if c.sock is not None} == ports  # no new connection
+    for conn in taken:
+        kube._release(conn)
+
+
 def test_watch_streams_events_on_its_own_connection(api: ApiStandIn, kubes: list[HttpKube]) -> None:
     kube = _kube(kubes, api.server_address[1])
     events = list(kube.watch("/apis/x", "7", 30))
