@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 
 MAX_HEAD_BYTES = 64 * 1024  # status line + headers; the API server sends a few hundred bytes
@@ -42,6 +43,7 @@ class Connection:
         self.sock: socket.socket | None = sock
         self._host = _host_header(host, port).encode("ascii")
         self._buf = bytearray()
+        self._deadline = 0.0
 
     @classmethod
     def open(cls, host: str, port: int, timeout: float, context: ssl.SSLContext | None) -> Connection:
@@ -63,10 +65,12 @@ class Connection:
     def exchange(
         self, method: str, target: str, headers: dict[str, str], body: bytes | None, timeout: float
     ) -> Response:
-        """Send one request and read its whole answer, waiting at most ``timeout`` seconds for each read."""
+        """Send one request and read its whole answer within ``timeout`` seconds (``TimeoutError`` after that,
+        however the server trickles its bytes)."""
         sock = self.sock
         if sock is None:
             raise BadResponse("the connection is closed")
+        self._deadline = time.monotonic() + timeout
         sock.settimeout(timeout)
         lines = [b"%s %s HTTP/1.1" % (method.encode("ascii"), target.encode("ascii")), b"Host: " + self._host]
         lines += [f"{name}: {value}".encode("latin-1") for name, value in headers.items()]
@@ -87,9 +91,17 @@ class Connection:
 
     # --- reading -----------------------------------------------------------------------------------
 
-    def _recv(self) -> bytes:
+    def _wait_budget(self) -> socket.socket:
+        """The socket, its timeout set to what is left of the exchange's ``timeout``."""
         assert self.sock is not None
-        data = self.sock.recv(RECV_BYTES)
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the answer did not come within the timeout")
+        self.sock.settimeout(left)
+        return self.sock
+
+    def _recv(self) -> bytes:
+        data = self._wait_budget().recv(RECV_BYTES)
         if not data:
             raise BadResponse("the server closed the connection before its answer was complete")
         return data
@@ -134,9 +146,8 @@ class Connection:
         have = len(self._buf)
         view[:have] = self._buf
         self._buf.clear()
-        assert self.sock is not None
         while have < n:
-            got = self.sock.recv_into(view[have:], min(n - have, RECV_BYTES))
+            got = self._wait_budget().recv_into(view[have:], min(n - have, RECV_BYTES))
             if not got:
                 raise BadResponse("the server closed the connection before its answer was complete")
             have += got
@@ -159,10 +170,9 @@ class Connection:
                 raise BadResponse("a chunk does not end with CRLF")
 
     def _to_end(self) -> bytes:
-        assert self.sock is not None
         parts = [bytes(self._buf)]
         self._buf.clear()
-        while data := self.sock.recv(RECV_BYTES):
+        while data := self._wait_budget().recv(RECV_BYTES):
             parts.append(data)
         return b"".join(parts)
 

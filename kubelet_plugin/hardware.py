@@ -113,6 +113,15 @@ def undo_steps(record: DeviceRecord, remaining: Iterable[DeviceRecord]) -> UndoS
     )
 
 
+def files_only(record: DeviceRecord) -> bool:
+    """Preparing and undoing ``record`` touch no GPU and start no daemon (a whole GPU or a share without MPS, a
+    MIG device that existed before the claim): the claim's work is its CDI spec and checkpoint writes."""
+    hw = record.hardware
+    if record.mps is not None or isinstance(hw, TimeSliceReplica):
+        return False
+    return not isinstance(hw, MigPartition) or (hw.gpu_instance_id is not None and not hw.created)
+
+
 def daemon_spec(record: DeviceRecord) -> DaemonSpec:
     """The MPS daemon a device with MPS needs. A daemon serves one claim's whole GPU or MIG device with that
     claim's limits as its defaults; the daemon of a GPU shared by several claims (shares, time-slice replicas)

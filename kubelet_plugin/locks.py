@@ -8,6 +8,15 @@ import threading
 from collections.abc import Iterable, Iterator
 
 
+class Busy(Exception):
+    """Another call holds the lock (asked for with ``wait=False``)."""
+
+
+def _take(lock: threading.Lock, wait: bool) -> None:
+    if not lock.acquire(blocking=wait):
+        raise Busy
+
+
 class GpuLocks:
     def __init__(self) -> None:
         self._locks: dict[int, threading.Lock] = {}
@@ -15,20 +24,27 @@ class GpuLocks:
         self._guard = threading.Lock()
 
     @contextlib.contextmanager
-    def claim(self, uid: str) -> Iterator[None]:
+    def claim(self, uid: str, wait: bool = True) -> Iterator[None]:
+        """The claim's lock; ``wait=False``: ``Busy`` at once when another call holds it."""
         with self._guard:
             lock = self._claims.setdefault(uid, threading.Lock())
-        with lock:
+        _take(lock, wait)
+        try:
             yield
+        finally:
+            lock.release()
 
     def _lock(self, gpu: int) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(gpu, threading.Lock())
 
     @contextlib.contextmanager
-    def hold(self, gpus: Iterable[int]) -> Iterator[None]:
-        """Hold the locks of these GPUs, taken in index order (no deadlock between claims)."""
+    def hold(self, gpus: Iterable[int], wait: bool = True) -> Iterator[None]:
+        """Hold the locks of these GPUs, taken in index order (no deadlock between claims); ``wait=False``:
+        ``Busy`` at once (none kept) when another call holds one."""
         with contextlib.ExitStack() as stack:
             for gpu in sorted(set(gpus)):
-                stack.enter_context(self._lock(gpu))
+                lock = self._lock(gpu)
+                _take(lock, wait)
+                stack.callback(lock.release)
             yield

@@ -123,6 +123,7 @@ class Plugin:
             dynamic_mig=self.caps.partitionable_devices,  # else claims get the static MIG devices that exist
             metrics=self.metrics,
             device_status=settings.claim_device_status,
+            claim_read_s=settings.api_timeouts.connect + settings.api_timeouts.read,
         )
         self.metrics.watch_gpus(lambda: self._inventory)
         self.gpu_modes = GpuModesWatch(  # NodeGpuModes: desired modes per GPU from the controller (modes_watch.py)

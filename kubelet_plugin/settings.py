@@ -99,7 +99,12 @@ _FLAGS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("--boot-id-file", "BOOT_ID_FILE", "/proc/sys/kernel/random/boot_id", "the kernel's boot ID"),
     ("--api-connect-timeout", "API_CONNECT_TIMEOUT", "5", "seconds to wait for a connection to the API server"),
-    ("--api-read-timeout", "API_READ_TIMEOUT", "15", "seconds to wait for each read of an API server answer"),
+    (
+        "--api-read-timeout",
+        "API_READ_TIMEOUT",
+        "15",
+        "seconds to wait for an API server's answer (on a watch: for each read)",
+    ),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -139,3 +140,30 @@ def test_a_closed_connection_refuses_to_send() -> None:
     b.close()
     with pytest.raises(BadResponse, match="closed"):
         conn.exchange("GET", "/", {}, None, 1.0)
+
+
+def test_an_answer_trickled_byte_by_byte_times_out_at_the_exchanges_timeout() -> None:
+    """The timeout bounds the whole answer, not each read: the plugin's prepare relies on it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            _read_request(conn)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100:
+                if stop.wait(0.05):
+                    return
+                conn.sendall(bytes([byte]))
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    conn = _connect(listener.getsockname()[1])
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        conn.exchange("GET", "/", {}, None, 0.5)
+    took = time.monotonic() - started
+    stop.set()
+    conn.close()
+    listener.close()
+    assert 0.5 <= took < 1.5  # each byte came within 0.05 s: a per-read timeout would have waited ~7 s

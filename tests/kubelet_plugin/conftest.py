@@ -128,9 +128,8 @@ class Node:
         return {uid: r.state for uid, r in Checkpoint.load(self.root / "checkpoint.json", self.boot).claims().items()}
 
 
-@pytest.fixture
-def node(machine: MachineFactory, tmp_path: Path) -> Iterator[Node]:
-    machine("dgx-a100", init=False)
+def _node(machine: MachineFactory, tmp_path: Path, mig_enabled: bool) -> Iterator[Node]:
+    machine("dgx-a100", mig_enabled=mig_enabled, init=False)
     with Nvml() as nvml:
         inventory = discover(nvml)
     root = install(tmp_path / "driver-root", inventory.driver_version, library_path())
@@ -138,6 +137,17 @@ def node(machine: MachineFactory, tmp_path: Path) -> Iterator[Node]:
     yield n
     for d in n.drivers:
         d.shutdown()
+
+
+@pytest.fixture
+def node(machine: MachineFactory, tmp_path: Path) -> Iterator[Node]:
+    yield from _node(machine, tmp_path, mig_enabled=True)
+
+
+@pytest.fixture
+def plain_node(machine: MachineFactory, tmp_path: Path) -> Iterator[Node]:
+    """MIG mode off: a whole GPU is then prepared without touching the hardware."""
+    yield from _node(machine, tmp_path, mig_enabled=False)
 
 
 # the node whose plugin runs the real HardwareOps with the simulated driver root's tools (tooled.py)
