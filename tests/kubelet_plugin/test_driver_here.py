@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from dra_driver.kubeletplugin.protocol import ClaimRef
 from kubelet_plugin.driver import GpuDriver
 from kubelet_plugin.records import DeviceRecord
 from tests.kubelet_plugin.conftest import Node, claim
@@ -40,26 +41,29 @@ def _threads(node: Node, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]
     return seen
 
 
+def _one_claim(
+    node: Node, monkeypatch: pytest.MonkeyPatch, device: str
+) -> tuple[ClaimRef, dict[str, list[str]], GpuDriver]:
+    """A claim "u1" on ``device``, the threads that will touch it (``_threads``), and a plugin."""
+    ref = node.api.add(claim("u1", [device]))
+    return ref, _threads(node, monkeypatch), node.driver()
+
+
 def test_a_whole_gpu_claim_alone_in_its_call_is_prepared_and_unprepared_in_the_calling_thread(
     plain_node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    node = plain_node
-    ref = node.api.add(claim("u1", ["gpu-1"]))
-    seen = _threads(node, monkeypatch)
-    driver = node.driver()
+    ref, seen, driver = _one_claim(plain_node, monkeypatch, "gpu-1")
     assert driver.prepare([ref])["u1"].error == ""
     assert driver.unprepare([ref]) == {"u1": ""}
     me = threading.current_thread().name
     assert seen == {"get": [me], "apply": [me], "undo": [me]}
-    assert node.recorded() == {} and node.specs() == []
+    assert plain_node.recorded() == {} and plain_node.specs() == []
 
 
 def test_a_mig_claim_is_prepared_in_the_claim_pool_with_the_claim_as_read_once(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ref = node.api.add(claim("u1", [MIG_0]))
-    seen = _threads(node, monkeypatch)
-    driver = node.driver()
+    ref, seen, driver = _one_claim(node, monkeypatch, MIG_0)
     assert driver.prepare([ref])["u1"].error == ""
     assert driver.unprepare([ref]) == {"u1": ""}
     me = threading.current_thread().name
@@ -82,10 +86,7 @@ def test_two_claims_in_one_call_are_prepared_side_by_side_in_the_claim_pool(
 def test_a_budget_too_short_for_a_slow_claim_read_sends_the_claim_to_the_pool(
     plain_node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    node = plain_node
-    ref = node.api.add(claim("u1", ["gpu-1"]))
-    seen = _threads(node, monkeypatch)
-    driver = node.driver()
+    ref, seen, driver = _one_claim(plain_node, monkeypatch, "gpu-1")
     assert driver.claim_read_s == 20.0  # the default API timeouts' sum
     assert driver.prepare([ref], within_s=10.0)["u1"].error == ""  # e.g. what the starting gate left
     assert seen["get"][0].startswith("claim")
