@@ -126,6 +126,7 @@ class GpuDriver:
         checkpoint once it is done. The claims' ``status.devices`` writes wait for ``answered`` (the answer has
         gone out), ``STATUS_AFTER_S`` at most, so that they do not compete with it."""
         budget = self.answer_within_s if within_s is None else within_s
+        started = time.monotonic()
         read: dict[str, Any] | None = None
         if len(claims) == 1 and self._fits(budget):  # here unless it could take long (the module's docstring)
             try:
@@ -133,15 +134,17 @@ class GpuDriver:
             except _Elsewhere as elsewhere:
                 read = elsewhere.claim
         futures = {c.uid: self._pool.submit(self._prepare_reported, c, answered, read=read) for c in claims}
-        return self._answers(futures, PrepareResult(error=self._late("prepared", budget)), budget)
+        late = PrepareResult(error=self._late("prepared", budget))
+        return self._answers(futures, late, budget - (time.monotonic() - started))  # less what was spent here
 
     def unprepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, str]:
         budget = self.answer_within_s if within_s is None else within_s
+        started = time.monotonic()
         if len(claims) == 1 and self._fits(budget):
             with contextlib.suppress(_Elsewhere):
                 return {claims[0].uid: self._unprepare_reported(claims[0], here=True)}
         futures = {c.uid: self._pool.submit(self._unprepare_reported, c) for c in claims}
-        return self._answers(futures, self._late("unprepared", budget), budget)
+        return self._answers(futures, self._late("unprepared", budget), budget - (time.monotonic() - started))
 
     def _fits(self, budget: float) -> bool:
         """Can a claim be worked on in the calling thread within ``budget``: its read at its slowest, then files?"""

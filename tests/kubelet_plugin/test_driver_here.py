@@ -121,3 +121,31 @@ def test_a_claim_whose_lock_another_call_holds_is_answered_within_the_budget_and
     retry = driver.prepare([ref])["u1"]  # the pool's attempt got the lock once it was let go
     assert retry.error == "" and [d.device for d in retry.devices] == ["gpu-1"]
     assert node.recorded() == {"u1": "PrepareCompleted"}
+
+
+def test_what_the_calling_thread_spent_before_handing_over_counts_against_the_budget(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A MIG claim read slowly here, then slow in the pool: the call is still answered within its budget."""
+    ref = node.api.add(claim("u1", [MIG_0]))
+    get, apply = node.api.get, node.hardware.apply
+    release = threading.Event()
+
+    def slow_get(path: str) -> dict[str, Any] | None:
+        time.sleep(1.0)
+        return get(path)
+
+    def stuck_apply(record: DeviceRecord) -> DeviceRecord:
+        release.wait(10)
+        return apply(record)
+
+    monkeypatch.setattr(node.api, "get", slow_get)
+    monkeypatch.setattr(node.hardware, "apply", stuck_apply)
+    driver = node.driver()
+    driver.claim_read_s, driver.answer_within_s = 1.0, 3.0
+    started = time.monotonic()
+    late = driver.prepare([ref])["u1"]
+    took = time.monotonic() - started
+    release.set()
+    assert "still in progress" in late.error
+    assert 2.9 <= took < 3.7  # 1 s reading here, the rest of the 3 s waiting on the pool (not 3 s more)
