@@ -210,7 +210,7 @@ class HttpKube(Kube):
     def fill(self, idle: int) -> int:
         """Open connections until ``idle`` (at most ``IDLE_MAX``) wait in the pool; returns how many were opened.
         Done off the hot path (``api_facts``, while the plugin imports), so that the burst of the first
-        publication (four slice writers and the informers' lists) does not wait for TLS handshakes."""
+        publication (four slice writers and the lists of its two watches) does not wait for TLS handshakes."""
         opened = 0
         while True:
             with self._token_lock:
