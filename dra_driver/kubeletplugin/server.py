@@ -4,9 +4,12 @@ Start order: remove stale sockets, serve the DRA socket, then the registration s
 connects to the DRA socket as soon as it sees the registration socket). Stop order is the reverse.
 Socket names carry the plugin pod's UID, so two plugin pods of a rolling update never clash.
 
+Served by our own gRPC server (dra_driver/h2grpc): the thread that reads a call answers it, and the
+plugin does not import ``grpc``.
+
 Input hygiene (validation.py): a DRA request with too many claims is refused (INVALID_ARGUMENT), messages
-over ``MAX_MESSAGE_BYTES`` are refused by gRPC, and an invalid claim reference gets a per-claim error
-without reaching the handler.
+over ``MAX_MESSAGE_BYTES`` are refused (RESOURCE_EXHAUSTED) before they are read whole, and an invalid
+claim reference gets a per-claim error without reaching the handler.
 
 Health (v1alpha1 and v1, health.py): each NodeWatchResources stream carries the full snapshot of every
 device's health at once on connect, on every change, and again every 15 s (``HEALTH_RESEND_S``, the
@@ -22,20 +25,17 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any, Protocol
 
-import grpc
-
-from api.gen.dra.v1 import api_pb2_grpc as dra_v1
-from api.gen.dra.v1beta1 import api_pb2_grpc as dra_v1beta1
+from api.gen.dra.v1 import api_pb2 as dra_v1_pb
+from api.gen.dra.v1beta1 import api_pb2 as dra_v1beta1_pb
 from api.gen.drahealth.v1 import api_pb2 as health_v1_pb
-from api.gen.drahealth.v1 import api_pb2_grpc as health_v1
 from api.gen.drahealth.v1alpha1 import api_pb2 as health_v1alpha1_pb
-from api.gen.drahealth.v1alpha1 import api_pb2_grpc as health_v1alpha1
 from api.gen.pluginregistration.v1 import api_pb2 as reg_pb
-from api.gen.pluginregistration.v1 import api_pb2_grpc as reg_grpc
+from dra_driver.h2grpc.connection import Call, Method
+from dra_driver.h2grpc.server import Server, method_path
+from dra_driver.h2grpc.status import Status
 from dra_driver.k8s import shorten
 from dra_driver.kubeletplugin import protocol as proto
 from dra_driver.kubeletplugin import validation
@@ -43,6 +43,7 @@ from dra_driver.kubeletplugin.health import HEALTH_CHECK_TIMEOUT_S, HEALTH_RESEN
 
 log = logging.getLogger(__name__)
 REGISTRATION_MAX_MESSAGE_BYTES = 64 * 1024  # the kubelet sends a bool and an error string
+DRA_MAX_CALLS = 16  # calls in progress at once on one connection (the kubelet holds one)
 
 
 class DraHandler(Protocol):
@@ -84,56 +85,58 @@ def remove_stale_sockets(directory: Path, pattern: str, keep: Path | None = None
     return removed
 
 
-def _admitted(request: Any, context: Any, call: str) -> tuple[list[proto.ClaimRef], dict[str, str]]:
+def _admitted(request: Any, call: str) -> tuple[list[proto.ClaimRef], dict[str, str]]:
     """The request's valid claims and the errors of its invalid ones; too many claims abort the call."""
     problem = validation.too_many_claims(len(request.claims))
     if problem is not None:
         log.warning("%s refused: %s", call, problem)
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        Call.abort(Status.INVALID_ARGUMENT, problem)
     valid, refused = validation.split_claims(proto.claims_from_pb(request.claims))
     for uid, error in refused.items():
         log.warning("%s: claim %s refused: %s", call, shorten(uid), error)
     return valid, refused
 
 
-def _dra_servicer(base: type, version: str, handler: DraHandler) -> Any:
-    class Servicer(base):  # type: ignore[misc]
-        def NodePrepareResources(self, request: Any, context: Any) -> Any:
-            valid, refused = _admitted(request, context, "NodePrepareResources")
-            answered = threading.Event()
-            context.add_callback(answered.set)  # the RPC ended: its answer went out (or its client went away)
-            results = handler.prepare(valid, answered) if valid else {}
-            results |= {uid: proto.PrepareResult(error=error) for uid, error in refused.items()}
-            return proto.prepare_response(version, results)
+def _dra_methods(pb: Any, version: str, handler: DraHandler) -> dict[str, Method]:
+    def prepare(request: Any, call: Call) -> Any:
+        valid, refused = _admitted(request, "NodePrepareResources")
+        answered = threading.Event()
+        call.add_callback(answered.set)  # the call ended: its answer went out (or its client went away)
+        results = handler.prepare(valid, answered) if valid else {}
+        results |= {uid: proto.PrepareResult(error=error) for uid, error in refused.items()}
+        return proto.prepare_response(version, results)
 
-        def NodeUnprepareResources(self, request: Any, context: Any) -> Any:
-            valid, refused = _admitted(request, context, "NodeUnprepareResources")
-            errors = handler.unprepare(valid) if valid else {}
-            return proto.unprepare_response(version, errors | refused)
+    def unprepare(request: Any, call: Call) -> Any:
+        valid, refused = _admitted(request, "NodeUnprepareResources")
+        errors = handler.unprepare(valid) if valid else {}
+        return proto.unprepare_response(version, errors | refused)
 
-    return Servicer()
+    return {
+        method_path(pb, "DRAPlugin", "NodePrepareResources"): Method(pb.NodePrepareResourcesRequest, prepare),
+        method_path(pb, "DRAPlugin", "NodeUnprepareResources"): Method(pb.NodeUnprepareResourcesRequest, unprepare),
+    }
 
 
-def _health_servicer(base: type, pb: Any, feed: HealthFeed) -> Any:
-    class Servicer(base):  # type: ignore[misc]
-        def NodeWatchResources(self, request: Any, context: Any) -> Iterator[Any]:
-            context.add_callback(feed.wake)  # the client went away: the stream stops waiting at once
-            for snapshot in feed.stream(context.is_active):
-                now = int(time.time())
-                yield pb.NodeWatchResourcesResponse(
-                    devices=[
-                        pb.DeviceHealth(
-                            device=pb.DeviceIdentifier(pool_name=pool, device_name=name),
-                            health=status,
-                            message=message,
-                            last_updated_time=now,
-                            health_check_timeout_seconds=HEALTH_CHECK_TIMEOUT_S,
-                        )
-                        for pool, name, status, message in snapshot
-                    ]
-                )
+def _health_methods(pb: Any, feed: HealthFeed) -> dict[str, Method]:
+    def watch(request: Any, call: Call) -> Iterator[Any]:
+        call.add_callback(feed.wake)  # the client went away: the stream stops waiting at once
+        for snapshot in feed.stream(call.is_active):
+            now = int(time.time())
+            yield pb.NodeWatchResourcesResponse(
+                devices=[
+                    pb.DeviceHealth(
+                        device=pb.DeviceIdentifier(pool_name=pool, device_name=name),
+                        health=status,
+                        message=message,
+                        last_updated_time=now,
+                        health_check_timeout_seconds=HEALTH_CHECK_TIMEOUT_S,
+                    )
+                    for pool, name, status, message in snapshot
+                ]
+            )
 
-    return Servicer()
+    path = method_path(pb, "DRAResourceHealth", "NodeWatchResources")
+    return {path: Method(pb.NodeWatchResourcesRequest, watch, streaming=True)}
 
 
 class PluginServer:
@@ -153,8 +156,8 @@ class PluginServer:
         self.registration_error = ""
         self.health_resend_s = health_resend_s
         self._health: HealthFeed | None = None
-        self._dra: grpc.Server | None = None
-        self._reg: grpc.Server | None = None
+        self._dra: Server | None = None
+        self._reg: Server | None = None
 
     def start(self) -> None:
         self.dra_socket.parent.mkdir(parents=True, exist_ok=True)
@@ -165,62 +168,47 @@ class PluginServer:
             log.info("removed stale socket %s", stale)
         self.dra_socket.unlink(missing_ok=True)
         self.registration_socket.unlink(missing_ok=True)
-        dra = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="dra"),
-            options=[("grpc.max_receive_message_length", validation.MAX_MESSAGE_BYTES)],
-        )
-        dra_v1.add_DRAPluginServicer_to_server(_dra_servicer(dra_v1.DRAPluginServicer, proto.DRA_V1, self.handler), dra)
-        dra_v1beta1.add_DRAPluginServicer_to_server(
-            _dra_servicer(dra_v1beta1.DRAPluginServicer, proto.DRA_V1BETA1, self.handler), dra
-        )
         feed = self._health = HealthFeed(self.handler.health, self.health_resend_s)
-        health_v1alpha1.add_DRAResourceHealthServicer_to_server(
-            _health_servicer(health_v1alpha1.DRAResourceHealthServicer, health_v1alpha1_pb, feed), dra
+        methods = (
+            _dra_methods(dra_v1_pb, proto.DRA_V1, self.handler)
+            | _dra_methods(dra_v1beta1_pb, proto.DRA_V1BETA1, self.handler)
+            | _health_methods(health_v1alpha1_pb, feed)
+            | _health_methods(health_v1_pb, feed)
         )
-        health_v1.add_DRAResourceHealthServicer_to_server(
-            _health_servicer(health_v1.DRAResourceHealthServicer, health_v1_pb, feed), dra
-        )
-        dra.add_insecure_port(f"unix://{self.dra_socket}")
-        dra.start()
-        self._dra = dra
-        reg = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="registration"),
-            options=[("grpc.max_receive_message_length", REGISTRATION_MAX_MESSAGE_BYTES)],
-        )
-        reg_grpc.add_RegistrationServicer_to_server(self._registration(), reg)
-        reg.add_insecure_port(f"unix://{self.registration_socket}")
-        reg.start()
-        self._reg = reg
+        self._dra = Server(self.dra_socket, methods, validation.MAX_MESSAGE_BYTES, DRA_MAX_CALLS)
+        self._dra.start()
+        self._reg = Server(self.registration_socket, self._registration(), REGISTRATION_MAX_MESSAGE_BYTES, 2)
+        self._reg.start()
         log.info("serving DRA on %s, registration on %s", self.dra_socket, self.registration_socket)
 
-    def _registration(self) -> Any:
-        server = self
+    def _registration(self) -> dict[str, Method]:
+        def get_info(request: Any, call: Call) -> Any:
+            return reg_pb.PluginInfo(
+                type=proto.PLUGIN_TYPE,
+                name=self.driver_name,
+                endpoint=str(self.dra_socket),
+                supported_versions=[proto.DRA_V1, proto.DRA_V1BETA1, proto.HEALTH_V1ALPHA1, proto.HEALTH_V1],
+            )
 
-        class Registration(reg_grpc.RegistrationServicer):
-            def GetInfo(self, request: Any, context: Any) -> Any:
-                return reg_pb.PluginInfo(
-                    type=proto.PLUGIN_TYPE,
-                    name=server.driver_name,
-                    endpoint=str(server.dra_socket),
-                    supported_versions=[proto.DRA_V1, proto.DRA_V1BETA1, proto.HEALTH_V1ALPHA1, proto.HEALTH_V1],
-                )
+        def notify(request: Any, call: Call) -> Any:
+            if request.plugin_registered:
+                log.info("registered with the kubelet")
+                self.registration_error = ""
+                self.registered.set()
+            else:
+                self.registration_error = request.error
+                log.error("the kubelet refused the registration: %s", shorten(request.error, 1024))
+            return reg_pb.RegistrationStatusResponse()
 
-            def NotifyRegistrationStatus(self, request: Any, context: Any) -> Any:
-                if request.plugin_registered:
-                    log.info("registered with the kubelet")
-                    server.registration_error = ""
-                    server.registered.set()
-                else:
-                    server.registration_error = request.error
-                    log.error("the kubelet refused the registration: %s", shorten(request.error, 1024))
-                return reg_pb.RegistrationStatusResponse()
-
-        return Registration()
+        return {
+            method_path(reg_pb, "Registration", "GetInfo"): Method(reg_pb.InfoRequest, get_info),
+            method_path(reg_pb, "Registration", "NotifyRegistrationStatus"): Method(reg_pb.RegistrationStatus, notify),
+        }
 
     def stop(self, grace: float = 5.0) -> None:
         if self._health is not None:
             self._health.close()  # health streams end now, not after the grace period
         for server, sock in ((self._reg, self.registration_socket), (self._dra, self.dra_socket)):
             if server is not None:
-                server.stop(grace).wait()
+                server.stop(grace)
             sock.unlink(missing_ok=True)

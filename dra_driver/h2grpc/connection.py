@@ -1,0 +1,498 @@
+"""One client connection: its frames in, its calls served, its answers out under HTTP/2 flow control.
+
+Threads take turns (leader/followers): one thread at a time reads frames; the thread that completes a
+request hands the reading over to a waiting thread and answers that request itself, so no call waits for
+a hand-off between threads. A new thread is started only when none is waiting to read, up to
+``max_calls`` calls in progress (then requests wait in the socket until a call ends).
+
+Writes share one lock, which also guards the streams and the send windows. A call whose answer does not fit
+the peer's window waits for its WINDOW_UPDATE, or for the connection to end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import hpack
+
+from dra_driver.h2grpc import frames as f
+from dra_driver.h2grpc import headers
+from dra_driver.h2grpc.status import Abort, Status
+
+log = logging.getLogger(__name__)
+
+MAX_STREAMS = 100  # concurrent streams per connection (advertised)
+CONNECTION_WINDOW = 16 * 1024 * 1024  # what the peer may send before this side acknowledges it
+SEND_TIMEOUT_S = 10  # a peer that does not read its answers for this long loses the connection
+
+
+@dataclass(frozen=True)
+class Method:
+    """A call's request type (a protobuf message class) and its handler: ``handler(request, call)`` returns
+    the answer, or for a streaming method an iterator of answers."""
+
+    request: Any
+    handler: Callable[[Any, Call], Any]
+    streaming: bool = False
+
+
+@dataclass
+class _Stream:
+    id: int
+    method: Method | None
+    body: bytearray = field(default_factory=bytearray)
+    complete: bool = False  # the whole request is in (a call serves it, or it was answered at once)
+    send_window: int = f.DEFAULT_WINDOW
+    cancelled: bool = False
+    finished: bool = False  # its end callbacks have run
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
+
+
+def _trailers_only(status: Status, message: str) -> bytes:
+    """The one header block of an answer that carries only a status."""
+    return headers.RESPONSE + headers.trailers(status, message)
+
+
+class Call:
+    """What a handler may ask of its call (the subset of grpcio's context this server needs)."""
+
+    def __init__(self, connection: Connection, stream: _Stream) -> None:
+        self._connection = connection
+        self._stream = stream
+
+    def is_active(self) -> bool:
+        return not self._stream.cancelled and not self._connection.closed
+
+    def add_callback(self, callback: Callable[[], None]) -> None:
+        """``callback()`` runs once the call has ended: answered, cancelled by the client, or its connection
+        gone. At once if it already has."""
+        self._connection.on_end(self._stream, callback)
+
+    @staticmethod
+    def abort(status: Status, message: str) -> None:
+        raise Abort(status, message)
+
+
+class Connection:
+    def __init__(
+        self,
+        sock: socket.socket,
+        methods: dict[str, Method],
+        max_message_bytes: int,
+        max_calls: int,
+        on_ended: Callable[[Connection], None] = lambda connection: None,
+    ) -> None:
+        self.sock = sock
+        self._on_ended = on_ended
+        self.methods = methods
+        self.max_message_bytes = max_message_bytes
+        self.max_calls = max_calls
+        self.closed = False
+        self._reader = f.FrameReader(sock)
+        self._prefaced = False
+        self._decoder = headers.decoder()
+        self._read_turn = threading.Lock()
+        self._write = threading.Condition()  # guards the socket's writes, the streams and the send windows
+        self._streams: dict[int, _Stream] = {}
+        self._last_stream = 0
+        self._going_away = False
+        self._send_window = f.DEFAULT_WINDOW
+        self._peer_initial_window = f.DEFAULT_WINDOW
+        self._peer_max_frame = f.DEFAULT_MAX_FRAME
+        self._unacknowledged = 0
+        self._count = threading.Lock()  # guards the thread counts
+        self._waiting = 0  # threads waiting for their turn to read
+        self._threads = 0
+        self.ended = threading.Event()  # every thread of the connection has finished
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", SEND_TIMEOUT_S, 0))
+
+    # -- threads ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Send this side's preface and start the first two threads (one reads, one waits to)."""
+        initial_window = min(self.max_message_bytes + 64 * 1024, f.MAX_WINDOW)
+        self._send(
+            f.settings(
+                {
+                    f.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
+                    f.INITIAL_WINDOW_SIZE: initial_window,
+                    f.MAX_HEADER_LIST_SIZE: headers.MAX_HEADER_LIST_BYTES,
+                }
+            )
+            + f.window_update(0, CONNECTION_WINDOW - f.DEFAULT_WINDOW)
+        )
+        self._spawn()
+        self._spawn()
+
+    def _spawn(self) -> None:
+        with self._count:
+            if self._threads >= self.max_calls + 1:
+                return
+            self._threads += 1
+        threading.Thread(target=self._work, name="h2grpc", daemon=True).start()
+
+    def _work(self) -> None:
+        try:
+            while not self.closed:
+                with self._count:
+                    self._waiting += 1
+                with self._read_turn:
+                    with self._count:
+                        self._waiting -= 1
+                    if self.closed:
+                        return
+                    request = self._next_request()
+                    with self._count:
+                        nobody_reads = self._waiting == 0
+                if request is None:
+                    self.close()
+                    return
+                if nobody_reads:
+                    self._spawn()
+                self._serve(*request)
+        finally:
+            with self._count:
+                self._threads -= 1
+                last = self._threads == 0
+            if last:
+                self._reader.close()
+                self.sock.close()
+                self.ended.set()
+                self._on_ended(self)
+
+    def close(self) -> None:
+        """End the connection now: every open call is cancelled (its callbacks run), the threads finish."""
+        with self._write:
+            if self.closed:
+                return
+            self.closed = True
+            streams, self._streams = list(self._streams.values()), {}
+            self._write.notify_all()
+        for stream in streams:
+            self._cancel(stream)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reading thread
+
+    def go_away(self) -> int:
+        """Refuse new calls (GOAWAY); the calls already started go on. Returns how many are in progress."""
+        with self._write:
+            self._going_away = True
+            self._send_locked(f.goaway(self._last_stream, f.NO_ERROR))
+            return sum(1 for s in self._streams.values() if s.complete)
+
+    def in_progress(self) -> int:
+        with self._write:
+            return sum(1 for s in self._streams.values() if s.complete)
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def _next_request(self) -> tuple[_Stream, Method] | None:
+        """Read frames until a request is complete; None once the connection is over."""
+        try:
+            if not self._prefaced:
+                sent = self._reader.preface()
+                if sent != f.PREFACE:
+                    if sent:  # (a plain connect that sends nothing is how a socket is probed)
+                        log.warning("a client sent no HTTP/2 preface: closing its connection")
+                    return None
+                self._prefaced = True
+            while True:
+                got = self._reader.next()
+                if got is None:
+                    return None
+                request = self._on_frame(*got)
+                if request is not None:
+                    return request
+        except f.ConnectionError_ as e:
+            log.warning("closing a client connection: %s", e)
+            self._send(f.goaway(self._last_stream, e.code, str(e)))
+            return None
+        except (OSError, ValueError):  # the socket was shut down or closed under the reader
+            return None
+
+    def _on_frame(self, kind: int, flags: int, sid: int, payload: bytes) -> tuple[_Stream, Method] | None:
+        if kind == f.DATA:
+            return self._on_data(flags, sid, payload)
+        if kind == f.HEADERS:
+            return self._on_headers(flags, sid, payload)
+        if kind == f.SETTINGS:
+            self._on_settings(flags, payload)
+        elif kind == f.PING:
+            if len(payload) != 8:
+                raise f.ConnectionError_(f.FRAME_SIZE_ERROR, "a PING frame must carry 8 bytes")
+            if not flags & f.ACK:
+                self._send(f.frame(f.PING, f.ACK, 0, payload))
+        elif kind == f.WINDOW_UPDATE:
+            self._on_window_update(sid, payload)
+        elif kind == f.RST_STREAM:
+            with self._write:
+                stream = self._streams.pop(sid, None)
+            if stream is not None:
+                self._cancel(stream)
+        elif kind == f.GOAWAY:
+            self._going_away = True  # the client starts no more calls; the connection ends when it closes
+        elif kind in (f.CONTINUATION, f.PUSH_PROMISE):
+            raise f.ConnectionError_(f.PROTOCOL_ERROR, f"unexpected frame of type {kind}")
+        return None  # PRIORITY and unknown types are ignored (RFC 9113 §5.5)
+
+    def _on_headers(self, flags: int, sid: int, payload: bytes) -> tuple[_Stream, Method] | None:
+        block = f.unpadded(f.HEADERS, flags, payload)
+        while not flags & f.END_HEADERS:  # CONTINUATION frames follow at once (§6.10)
+            got = self._reader.next()
+            if got is None:
+                raise f.ConnectionError_(f.PROTOCOL_ERROR, "the connection ended inside a header block")
+            kind, flags, continued, more = got
+            if kind != f.CONTINUATION or continued != sid:
+                raise f.ConnectionError_(f.PROTOCOL_ERROR, "a header block was interrupted")
+            block += more
+            if len(block) > headers.MAX_HEADER_LIST_BYTES:
+                raise f.ConnectionError_(f.PROTOCOL_ERROR, "a header block larger than the advertised limit")
+        try:
+            fields = headers.decode(self._decoder, block)  # always decoded: it updates the dynamic table
+        except hpack.HPACKError as e:
+            raise f.ConnectionError_(f.COMPRESSION_ERROR, f"an undecodable header block: {e}") from e
+        with self._write:
+            stream = self._streams.get(sid)
+        if stream is not None:  # trailers: the request ends here
+            return self._ended(stream) if flags & f.END_STREAM and not stream.complete else None
+        if sid % 2 == 0 or sid <= self._last_stream:
+            raise f.ConnectionError_(f.PROTOCOL_ERROR, f"stream {sid} cannot start a request")
+        self._last_stream = sid
+        return self._open(sid, fields, flags & f.END_STREAM != 0)
+
+    def _open(self, sid: int, fields: dict[bytes, bytes], ended: bool) -> tuple[_Stream, Method] | None:
+        with self._write:
+            if self._going_away or len(self._streams) >= MAX_STREAMS:
+                self._send_locked(f.rst_stream(sid, f.REFUSED_STREAM))
+                return None
+        if fields.get(b":method") != b"POST" or not fields.get(b"content-type", b"").startswith(b"application/grpc"):
+            self._answer_at_once(sid, headers.http_error(415), ended)
+            return None
+        path = fields.get(b":path", b"").decode(errors="replace")
+        method = self.methods.get(path)
+        if method is None:
+            self._answer_at_once(sid, _trailers_only(Status.UNIMPLEMENTED, f"unknown method {path}"), ended)
+            return None
+        if fields.get(b"grpc-encoding", b"identity") != b"identity":
+            message = "compressed requests are not accepted (send grpc-encoding identity)"
+            self._answer_at_once(sid, _trailers_only(Status.UNIMPLEMENTED, message), ended)
+            return None
+        stream = _Stream(sid, method, send_window=self._peer_initial_window)
+        with self._write:
+            self._streams[sid] = stream
+        return self._ended(stream) if ended else None
+
+    def _on_data(self, flags: int, sid: int, payload: bytes) -> tuple[_Stream, Method] | None:
+        self._acknowledge(len(payload))
+        with self._write:
+            stream = self._streams.get(sid)
+        if stream is None or stream.complete:
+            return None  # a stream answered or reset already: its data is dropped (its window counted)
+        stream.body += f.unpadded(f.DATA, flags, payload)
+        if len(stream.body) >= 5:
+            size = int.from_bytes(stream.body[1:5])
+            if size > self.max_message_bytes:
+                message = f"a request message of {size} bytes (at most {self.max_message_bytes})"
+                self._refuse(stream, Status.RESOURCE_EXHAUSTED, message, flags & f.END_STREAM != 0)
+                return None
+            if len(stream.body) > 5 + size:
+                message = "a unary request carries more than one message"
+                self._refuse(stream, Status.INTERNAL, message, flags & f.END_STREAM != 0)
+                return None
+        return self._ended(stream) if flags & f.END_STREAM else None
+
+    def _ended(self, stream: _Stream) -> tuple[_Stream, Method] | None:
+        stream.complete = True
+        assert stream.method is not None
+        return stream, stream.method
+
+    def _acknowledge(self, size: int) -> None:
+        """Give the connection's receive window back once a quarter of it has been used."""
+        self._unacknowledged += size
+        if self._unacknowledged >= CONNECTION_WINDOW // 4:
+            self._send(f.window_update(0, self._unacknowledged))
+            self._unacknowledged = 0
+
+    def _on_settings(self, flags: int, payload: bytes) -> None:
+        if flags & f.ACK:
+            return
+        with self._write:
+            for key, value in f.parse_settings(payload):
+                if key == f.INITIAL_WINDOW_SIZE:
+                    if value > f.MAX_WINDOW:
+                        raise f.ConnectionError_(f.FLOW_CONTROL_ERROR, f"initial window {value} too large")
+                    for stream in self._streams.values():
+                        stream.send_window += value - self._peer_initial_window
+                    self._peer_initial_window = value
+                elif key == f.MAX_FRAME_SIZE:
+                    if not f.DEFAULT_MAX_FRAME <= value <= f.LARGEST_FRAME:
+                        raise f.ConnectionError_(f.PROTOCOL_ERROR, f"max frame size {value} out of range")
+                    self._peer_max_frame = value
+            self._send_locked(f.frame(f.SETTINGS, f.ACK, 0))
+            self._write.notify_all()
+
+    def _on_window_update(self, sid: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise f.ConnectionError_(f.FRAME_SIZE_ERROR, "a WINDOW_UPDATE frame must carry 4 bytes")
+        increment = int.from_bytes(payload) & f.MAX_WINDOW
+        if increment == 0:
+            raise f.ConnectionError_(f.PROTOCOL_ERROR, "a window update of 0")
+        with self._write:
+            if sid == 0:
+                self._send_window += increment
+                if self._send_window > f.MAX_WINDOW:
+                    raise f.ConnectionError_(f.FLOW_CONTROL_ERROR, "the connection's window overflowed")
+            elif (stream := self._streams.get(sid)) is not None:
+                stream.send_window += increment
+            self._write.notify_all()
+
+    # -- answering ---------------------------------------------------------------------------------------
+
+    def _serve(self, stream: _Stream, method: Method) -> None:
+        call = Call(self, stream)
+        try:
+            request = self._request(stream, method)
+            if method.streaming:
+                self._stream_answers(stream, method.handler(request, call))
+            else:
+                self._answer(stream, headers.RESPONSE, method.handler(request, call).SerializeToString())
+        except Abort as e:
+            self._write_frames(stream, [(f.HEADERS, _trailers_only(e.status, e.message))])
+        except Exception as e:
+            log.exception("a call to a gRPC handler failed")
+            self._write_frames(
+                stream, [(f.HEADERS, _trailers_only(Status.UNKNOWN, f"Exception calling application: {e}"))]
+            )
+        finally:
+            self._end(stream)
+
+    @staticmethod
+    def _request(stream: _Stream, method: Method) -> Any:
+        body = bytes(stream.body)
+        if len(body) < 5 or len(body) != 5 + int.from_bytes(body[1:5]):
+            raise Abort(Status.INTERNAL, "the request does not carry exactly one whole message")
+        if body[0] != 0:
+            raise Abort(Status.UNIMPLEMENTED, "compressed messages are not accepted")
+        try:
+            return method.request.FromString(body[5:])
+        except Exception as e:  # protobuf's DecodeError
+            raise Abort(Status.INTERNAL, f"the request message does not parse: {e}") from e
+
+    def _answer(self, stream: _Stream, response_headers: bytes, message: bytes) -> None:
+        data = b"\0" + len(message).to_bytes(4) + message
+        self._write_frames(stream, [(f.HEADERS, response_headers), (f.DATA, data), (f.HEADERS, headers.OK_TRAILERS)])
+
+    def _stream_answers(self, stream: _Stream, answers: Iterator[Any]) -> None:
+        started = False
+        try:
+            for answer in answers:
+                if stream.cancelled or self.closed:
+                    return
+                message = answer.SerializeToString()
+                data = b"\0" + len(message).to_bytes(4) + message
+                parts = [(f.DATA, data)] if started else [(f.HEADERS, headers.RESPONSE), (f.DATA, data)]
+                self._write_frames(stream, parts, end=False)
+                started = True
+        finally:
+            close = getattr(answers, "close", None)
+            if close is not None:
+                close()
+        ending = headers.OK_TRAILERS if started else headers.RESPONSE + headers.OK_TRAILERS
+        self._write_frames(stream, [(f.HEADERS, ending)])
+
+    def _answer_at_once(self, sid: int, block: bytes, ended: bool) -> None:
+        """Answer a request the reader refuses before any handler (a trailers-only answer); a client still
+        sending is told to stop (RST_STREAM NO_ERROR, RFC 9113 §8.1)."""
+        out = f.frame(f.HEADERS, f.END_HEADERS | f.END_STREAM, sid, block)
+        self._send(out if ended else out + f.rst_stream(sid, f.NO_ERROR))
+
+    def _refuse(self, stream: _Stream, status: Status, message: str, ended: bool) -> None:
+        with self._write:
+            self._streams.pop(stream.id, None)
+        stream.complete = True
+        self._answer_at_once(stream.id, _trailers_only(status, message), ended)
+        self._finish(stream)
+
+    def _write_frames(self, stream: _Stream, parts: list[tuple[int, bytes]], end: bool = True) -> None:
+        """Write the HEADERS and DATA ``parts`` of ``stream``'s answer (END_STREAM on the last when ``end``),
+        DATA within the peer's windows; nothing once the stream or the connection is gone."""
+        out: list[bytes] = []
+        with self._write:
+            for i, (kind, payload) in enumerate(parts):
+                flags = f.END_STREAM if end and i == len(parts) - 1 else 0
+                if kind == f.HEADERS:
+                    out.append(f.frame(f.HEADERS, flags | f.END_HEADERS, stream.id, payload))
+                    continue
+                view = memoryview(payload)
+                while True:
+                    if self.closed or stream.cancelled:
+                        return
+                    size = min(len(view), self._send_window, stream.send_window, self._peer_max_frame)
+                    if size <= 0 and len(view):
+                        if out:
+                            self._send_locked(b"".join(out))
+                            out.clear()
+                        self._write.wait()
+                        continue
+                    self._send_window -= size
+                    stream.send_window -= size
+                    last = size == len(view)
+                    out.append(f.frame(f.DATA, flags if last else 0, stream.id, bytes(view[:size])))
+                    view = view[size:]
+                    if last:
+                        break
+            if not stream.cancelled:
+                self._send_locked(b"".join(out))
+
+    def _send(self, data: bytes) -> None:
+        with self._write:
+            self._send_locked(data)
+
+    def _send_locked(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            self.sock.sendall(data)
+        except OSError as e:
+            log.warning("a client connection failed on write (%s): closing it", e)
+            threading.Thread(target=self.close, daemon=True).start()  # not under the write lock
+
+    # -- ends of calls -----------------------------------------------------------------------------------
+
+    def on_end(self, stream: _Stream, callback: Callable[[], None]) -> None:
+        with self._write:
+            if not stream.finished:
+                stream.callbacks.append(callback)
+                return
+        callback()
+
+    def _end(self, stream: _Stream) -> None:
+        with self._write:
+            self._streams.pop(stream.id, None)
+        self._finish(stream)
+
+    def _cancel(self, stream: _Stream) -> None:
+        stream.cancelled = True
+        with self._write:
+            self._write.notify_all()  # a writer waiting for window gives up
+        self._finish(stream)
+
+    def _finish(self, stream: _Stream) -> None:
+        """Run the stream's end callbacks, once."""
+        with self._write:
+            if stream.finished:
+                return
+            stream.finished = True
+            callbacks, stream.callbacks = stream.callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a call's end callback failed")
