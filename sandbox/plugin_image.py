@@ -153,14 +153,15 @@ def _prune(rootfs: Path) -> None:
 
 
 def _layer(
-    debs: list[Path], wheels: list[str], packages: tuple[str, ...], simulated: bool, progress: Progress
+    debs: list[Path], wheels: list[str], packages: tuple[str, ...], simulated: bool, key: str, progress: Progress
 ) -> bytes:
     with tempfile.TemporaryDirectory(prefix="dra-plugin-image-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         progress(f"unpacking {len(debs)} Debian package(s)")
         unpack_debs(debs, rootfs)
         _prune(rootfs)
-        wheel = build_project_wheel(packages, cache_root() / "plugin-image" / "wheels")  # pip records its path
+        # pip records the wheel's path: one per input key, so that checkouts building at once never share it
+        wheel = build_project_wheel(packages, _wheel_dir(key))
         install_wheels(wheels, wheel, rootfs / SITE_PACKAGES, progress)
         if simulated:
             nvml, standins = simulated_libraries(rootfs / SITE_PACKAGES, progress)
@@ -199,7 +200,7 @@ def build(tag: str = DEFAULT_TAG, simulated: bool = False, progress: Progress = 
     if digest is None:
         progress(f"building image {ref} into {path}")
         debs = fetch_debs(pins, progress)
-        layer = _layer(debs, wheels, packages, simulated, progress)
+        layer = _layer(debs, wheels, packages, simulated, key, progress)
         archive, digest = oci.image_archive(ref, layer, config)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, archive)
@@ -207,6 +208,16 @@ def build(tag: str = DEFAULT_TAG, simulated: bool = False, progress: Progress = 
             if stale != path and re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{16}}\.tar", stale.name):
                 stale.unlink(missing_ok=True)
     return Built(ImageArchive(ref, path, digest), path.stat().st_size, time.monotonic() - started)
+
+
+def _wheel_dir(key: str) -> Path:
+    """Where the project's wheel for input ``key`` is built; other keys' wheels older than a day are removed."""
+    wheels = cache_root() / "plugin-image" / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    for old in wheels.iterdir():
+        if old.name != key and time.time() - old.stat().st_mtime > 86_400:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    return wheels / key
 
 
 def _sim_env() -> list[str]:
