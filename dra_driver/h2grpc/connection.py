@@ -2,8 +2,9 @@
 
 Threads take turns (leader/followers): one thread at a time reads frames; the thread that completes a
 request hands the reading over to a waiting thread and answers that request itself, so no call waits for
-a hand-off between threads. A new thread is started only when none is waiting to read, up to
-``max_calls`` calls in progress (then requests wait in the socket until a call ends).
+a hand-off between threads. A new thread is started only when none is waiting to read. At ``max_calls``
+calls in progress the reading thread keeps the turn and queues whole requests for the threads whose calls
+end, so control frames (PING, WINDOW_UPDATE, RST_STREAM) are always read.
 
 Writes share one lock, which also guards the streams and the send windows. A call whose answer does not fit
 the peer's window waits for its WINDOW_UPDATE, or for the connection to end.
@@ -16,6 +17,7 @@ import logging
 import socket
 import struct
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +29,7 @@ from dra_driver.h2grpc import headers
 from dra_driver.h2grpc.status import Abort, Status
 
 log = logging.getLogger(__name__)
+PREFACE_TIMEOUT_S = 10  # a client that has not sent its preface by then loses the connection
 
 MAX_STREAMS = 100  # concurrent streams per connection (advertised)
 CONNECTION_WINDOW = 16 * 1024 * 1024  # what the peer may send before this side acknowledges it
@@ -51,6 +54,7 @@ class _Stream:
     complete: bool = False  # the whole request is in (a call serves it, or it was answered at once)
     send_window: int = f.DEFAULT_WINDOW
     cancelled: bool = False
+    answered: bool = False  # a streaming call has sent its response headers (and an answer)
     finished: bool = False  # its end callbacks have run
     callbacks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -58,6 +62,9 @@ class _Stream:
 def _trailers_only(status: Status, message: str) -> bytes:
     """The one header block of an answer that carries only a status."""
     return headers.RESPONSE + headers.trailers(status, message)
+
+
+Request = tuple[_Stream, Method]  # a whole request and the method that serves it
 
 
 class Call:
@@ -110,6 +117,8 @@ class Connection:
         self._count = threading.Lock()  # guards the thread counts
         self._waiting = 0  # threads waiting for their turn to read
         self._threads = 0
+        self._serving = 0  # calls in progress
+        self._pending: deque[Request] = deque()  # whole requests waiting for a call slot
         self.ended = threading.Event()  # every thread of the connection has finished
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", SEND_TIMEOUT_S, 0))
 
@@ -133,30 +142,25 @@ class Connection:
 
     def _spawn(self) -> None:
         with self._count:
-            if self._threads >= self.max_calls + 1:
+            if self._threads >= self.max_calls + 2:  # the calls, the reader and one waiting to read
                 return
             self._threads += 1
         threading.Thread(target=self._work, name="h2grpc", daemon=True).start()
 
     def _work(self) -> None:
         try:
+            request: Request | None = None
             while not self.closed:
-                with self._count:
-                    self._waiting += 1
-                with self._read_turn:
-                    with self._count:
-                        self._waiting -= 1
-                    if self.closed:
-                        return
-                    request = self._next_request()
-                    with self._count:
-                        nobody_reads = self._waiting == 0
                 if request is None:
-                    self.close()
-                    return
-                if nobody_reads:
-                    self._spawn()
+                    request = self._read_until_servable()
+                    if request is None:
+                        self.close()
+                        return
                 self._serve(*request)
+                with self._count:  # a request that waited for a free call slot is served next, by this thread
+                    request = self._pending.popleft() if self._pending else None
+                    if request is None:
+                        self._serving -= 1
         finally:
             with self._count:
                 self._threads -= 1
@@ -166,6 +170,32 @@ class Connection:
                 self.sock.close()
                 self.ended.set()
                 self._on_ended(self)
+
+    def _read_until_servable(self) -> Request | None:
+        """Take the read turn and read until a request is complete and a call slot is free; then hand the turn
+        on (starting a thread when none waits for it). At ``max_calls`` calls in progress the reader keeps
+        reading (PINGs, WINDOW_UPDATEs and resets must go on being read) and queues whole requests for the
+        threads whose calls end. None once the connection is over."""
+        with self._count:
+            self._waiting += 1
+        with self._read_turn:
+            with self._count:
+                self._waiting -= 1
+            while True:
+                if self.closed:
+                    return None
+                request = self._next_request()
+                if request is None:
+                    return None
+                with self._count:
+                    if self._serving < self.max_calls:
+                        self._serving += 1
+                        nobody_reads = self._waiting == 0
+                        break
+                    self._pending.append(request)
+        if nobody_reads:
+            self._spawn()
+        return request
 
     def close(self) -> None:
         """End the connection now: every open call is cancelled (its callbacks run), the threads finish."""
@@ -185,19 +215,22 @@ class Connection:
         with self._write:
             self._going_away = True
             self._send_locked(f.goaway(self._last_stream, f.NO_ERROR))
-            return sum(1 for s in self._streams.values() if s.complete)
+            return len(self._streams)
 
     def in_progress(self) -> int:
+        """Open streams: calls being served and requests still arriving (GOAWAY let them in)."""
         with self._write:
-            return sum(1 for s in self._streams.values() if s.complete)
+            return len(self._streams)
 
     # -- reading -----------------------------------------------------------------------------------------
 
-    def _next_request(self) -> tuple[_Stream, Method] | None:
+    def _next_request(self) -> Request | None:
         """Read frames until a request is complete; None once the connection is over."""
         try:
             if not self._prefaced:
+                self.sock.settimeout(PREFACE_TIMEOUT_S)
                 sent = self._reader.preface()
+                self.sock.settimeout(None)
                 if sent != f.PREFACE:
                     if sent:  # (a plain connect that sends nothing is how a socket is probed)
                         log.warning("a client sent no HTTP/2 preface: closing its connection")
@@ -234,6 +267,8 @@ class Connection:
         elif kind == f.RST_STREAM:
             with self._write:
                 stream = self._streams.pop(sid, None)
+                if stream is not None:
+                    stream.cancelled = True  # under the lock: no writer takes window for it from here on
             if stream is not None:
                 self._cancel(stream)
         elif kind == f.GOAWAY:
@@ -244,6 +279,7 @@ class Connection:
 
     def _on_headers(self, flags: int, sid: int, payload: bytes) -> tuple[_Stream, Method] | None:
         block = f.unpadded(f.HEADERS, flags, payload)
+        ended = flags & f.END_STREAM != 0  # (only HEADERS carries it; CONTINUATION frames do not)
         while not flags & f.END_HEADERS:  # CONTINUATION frames follow at once (§6.10)
             got = self._reader.next()
             if got is None:
@@ -261,11 +297,11 @@ class Connection:
         with self._write:
             stream = self._streams.get(sid)
         if stream is not None:  # trailers: the request ends here
-            return self._ended(stream) if flags & f.END_STREAM and not stream.complete else None
+            return self._ended(stream) if ended and not stream.complete else None
         if sid % 2 == 0 or sid <= self._last_stream:
             raise f.ConnectionError_(f.PROTOCOL_ERROR, f"stream {sid} cannot start a request")
         self._last_stream = sid
-        return self._open(sid, fields, flags & f.END_STREAM != 0)
+        return self._open(sid, fields, ended)
 
     def _open(self, sid: int, fields: dict[bytes, bytes], ended: bool) -> tuple[_Stream, Method] | None:
         with self._write:
@@ -364,14 +400,17 @@ class Connection:
             else:
                 self._answer(stream, headers.RESPONSE, method.handler(request, call).SerializeToString())
         except Abort as e:
-            self._write_frames(stream, [(f.HEADERS, _trailers_only(e.status, e.message))])
+            self._fail(stream, e.status, e.message)
         except Exception as e:
             log.exception("a call to a gRPC handler failed")
-            self._write_frames(
-                stream, [(f.HEADERS, _trailers_only(Status.UNKNOWN, f"Exception calling application: {e}"))]
-            )
+            self._fail(stream, Status.UNKNOWN, f"Exception calling application: {e}")
         finally:
             self._end(stream)
+
+    def _fail(self, stream: _Stream, status: Status, message: str) -> None:
+        """End the call with ``status``: in its trailers once a stream has sent answers, else trailers-only."""
+        block = headers.trailers(status, message) if stream.answered else _trailers_only(status, message)
+        self._write_frames(stream, [(f.HEADERS, block)])
 
     @staticmethod
     def _request(stream: _Stream, method: Method) -> Any:
@@ -390,21 +429,20 @@ class Connection:
         self._write_frames(stream, [(f.HEADERS, response_headers), (f.DATA, data), (f.HEADERS, headers.OK_TRAILERS)])
 
     def _stream_answers(self, stream: _Stream, answers: Iterator[Any]) -> None:
-        started = False
         try:
             for answer in answers:
                 if stream.cancelled or self.closed:
                     return
                 message = answer.SerializeToString()
                 data = b"\0" + len(message).to_bytes(4) + message
-                parts = [(f.DATA, data)] if started else [(f.HEADERS, headers.RESPONSE), (f.DATA, data)]
+                parts = [(f.DATA, data)] if stream.answered else [(f.HEADERS, headers.RESPONSE), (f.DATA, data)]
                 self._write_frames(stream, parts, end=False)
-                started = True
+                stream.answered = True
         finally:
             close = getattr(answers, "close", None)
             if close is not None:
                 close()
-        ending = headers.OK_TRAILERS if started else headers.RESPONSE + headers.OK_TRAILERS
+        ending = headers.OK_TRAILERS if stream.answered else headers.RESPONSE + headers.OK_TRAILERS
         self._write_frames(stream, [(f.HEADERS, ending)])
 
     def _answer_at_once(self, sid: int, block: bytes, ended: bool) -> None:
@@ -479,8 +517,8 @@ class Connection:
         self._finish(stream)
 
     def _cancel(self, stream: _Stream) -> None:
-        stream.cancelled = True
         with self._write:
+            stream.cancelled = True
             self._write.notify_all()  # a writer waiting for window gives up
         self._finish(stream)
 

@@ -19,7 +19,7 @@ from typing import Any
 from dra_driver.h2grpc.connection import Connection, Method
 
 log = logging.getLogger(__name__)
-MAX_CONNECTIONS = 32  # the kubelet holds one per socket; more are closed at once
+MAX_CONNECTIONS = 32  # the kubelet holds one per socket; past this an idle connection is closed to make room
 
 
 def method_path(pb_module: Any, service: str, method: str) -> str:
@@ -56,15 +56,32 @@ class Server:
         while True:
             try:
                 sock, _ = self._listener.accept()
-            except OSError:
-                return  # the listener was shut down: the server stops
+            except OSError as e:
+                if self._stopping:
+                    return  # the listener was shut down
+                log.warning("accepting a connection on %s failed (%s); retrying", self.path, e)
+                time.sleep(0.1)  # e.g. out of file descriptors: the next try may succeed
+                continue
             with self._lock:
-                if self._stopping or len(self._connections) >= MAX_CONNECTIONS:
+                if self._stopping:
+                    sock.close()
+                    continue
+                if len(self._connections) >= MAX_CONNECTIONS and not self._evict_idle():
+                    log.warning("%s: %d connections, none idle: refusing another", self.path, MAX_CONNECTIONS)
                     sock.close()
                     continue
                 connection = Connection(sock, self.methods, self.max_message_bytes, self.max_calls, self._forget)
                 self._connections.add(connection)
             connection.start()
+
+    def _evict_idle(self) -> bool:
+        """Close one connection that has no call open, to make room; False when every one is busy."""
+        for connection in self._connections:
+            if connection.in_progress() == 0:
+                connection.close()
+                self._connections.discard(connection)
+                return True
+        return False
 
     def _forget(self, connection: Connection) -> None:
         with self._lock:

@@ -4,8 +4,10 @@ gRPC requires (non-gRPC requests, compressed messages, a request over the cap an
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +16,11 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from api.gen.pluginregistration.v1 import api_pb2 as pb
+from dra_driver.h2grpc import connection
 from dra_driver.h2grpc import frames as f
 from dra_driver.h2grpc.connection import Call, Method
-from dra_driver.h2grpc.server import Server
+from dra_driver.h2grpc.server import MAX_CONNECTIONS, Server
+from dra_driver.h2grpc.status import Abort, Status
 from tests.h2grpc.rawclient import RawClient
 
 ECHO = "/t.T/Echo"
@@ -155,3 +159,86 @@ def test_any_frames_leave_the_server_serving(server: Server, junk: list[tuple[in
     client.sock.shutdown(2)  # (SHUT_RDWR) the server sees the end at once
     client.close()
     _works(server)
+
+
+def test_a_request_whose_headers_continue_still_ends_where_headers_said(server: Server) -> None:
+    client = RawClient(server.path)
+    block = client.request_headers(1, ECHO)[9:]  # END_STREAM on HEADERS, END_HEADERS on the CONTINUATION
+    client.send(f.frame(f.HEADERS, f.END_STREAM, 1, block[:10]) + f.frame(f.CONTINUATION, f.END_HEADERS, 1, block[10:]))
+    _, _, trailers = _answer(client, 1)
+    assert trailers["grpc-status"] == "13" and "exactly one whole message" in trailers["grpc-message"]
+    client.close()
+
+
+def test_control_frames_are_read_while_every_call_waits_for_window(tmp_path: Path) -> None:
+    """More calls than call slots, all stuck on a 10-byte stream window: the connection still reads the
+    WINDOW_UPDATEs and PINGs that free them."""
+    small = Server(tmp_path / "s.sock", {ECHO: Method(pb.RegistrationStatus, echo)}, 4096, max_calls=2)
+    small.start()
+    try:
+        client = RawClient(small.path, settings={f.INITIAL_WINDOW_SIZE: 10})
+        body = pb.RegistrationStatus(error="x" * 100).SerializeToString()
+        for sid in (1, 3, 5):
+            client.send(client.request_headers(sid, ECHO) + client.message(body, stream=sid))
+        client.send(b"".join(f.window_update(sid, 10_000) for sid in (1, 3, 5)) + f.frame(f.PING, 0, 0, b"pingpong"))
+        ended: set[int] = set()
+        pinged = False
+        while len(ended) < 3 or not pinged:
+            frame = client.read_frame()
+            assert frame is not None
+            pinged = pinged or (frame.kind == f.PING and frame.payload == b"pingpong")
+            if frame.kind == f.HEADERS and frame.flags & f.END_STREAM:
+                ended.add(frame.stream)
+        assert ended == {1, 3, 5}
+        client.close()
+    finally:
+        small.stop(grace=0.5)
+
+
+def test_a_stream_failing_after_an_answer_sends_trailers_without_pseudo_headers(tmp_path: Path) -> None:
+    def failing(request: Any, call: Call) -> Iterator[Any]:
+        yield pb.PluginInfo(name="one")
+        raise Abort(Status.FAILED_PRECONDITION, "gone bad")
+
+    served = Server(tmp_path / "s.sock", {ECHO: Method(pb.RegistrationStatus, failing, streaming=True)}, 4096, 2)
+    served.start()
+    try:
+        client = RawClient(served.path)
+        client.send(client.request_headers(1, ECHO) + client.message(b""))
+        head, data, trailers = _answer(client, 1)
+        assert head[":status"] == "200" and pb.PluginInfo.FromString(data[5:]).name == "one"
+        assert trailers == {"grpc-status": "9", "grpc-message": "gone bad"}
+        client.close()
+    finally:
+        served.stop(grace=0.5)
+
+
+def test_a_client_that_sends_no_preface_is_dropped_after_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection, "PREFACE_TIMEOUT_S", 0.2)
+    served = Server(tmp_path / "s.sock", {ECHO: Method(pb.RegistrationStatus, echo)}, 4096, 2)
+    served.start()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+            silent.settimeout(10)
+            silent.connect(str(served.path))
+            first = silent.recv(4096)
+            assert first[3] == f.SETTINGS  # the server's preface
+            while silent.recv(4096):  # then the end of the connection, long before this socket's 10 s timeout
+                pass
+    finally:
+        served.stop(grace=0.5)
+
+
+def test_idle_connections_make_room_for_a_new_client(server: Server) -> None:
+    idle = []
+    for _ in range(MAX_CONNECTIONS):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(server.path))
+        idle.append(sock)
+    try:
+        _works(server)
+    finally:
+        for sock in idle:
+            sock.close()
