@@ -1,16 +1,19 @@
 """Transient CDI spec files in a spec directory (``/var/run/cdi``): write, remove, list. The I/O edge.
 
 One spec per claim, named ``<vendor>-<class>_<claimUID>.json``; every write replaces the file atomically
-(``atomic.write_atomically``), so a runtime scanning the directory never loads a partial spec.
+(``atomic.write_atomically``, or through a removed spec's file: ``spares.py``), so a runtime scanning the
+directory never loads a partial spec.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from dra_driver.cdi import names
-from dra_driver.cdi.atomic import remove_durably, stale_temp_files, write_atomically
+from dra_driver.cdi.atomic import remove_durably, stale_temp_files
 from dra_driver.cdi.model import Spec
+from dra_driver.cdi.spares import Spares
 from dra_driver.errors import ConfigError
 
 SPEC_EXTENSIONS = (".json", ".yaml")  # what CDI runtimes load; anything else in the directory is ignored
@@ -29,13 +32,25 @@ def write_spec(directory: Path, spec: Spec, filename: str, durable: bool = True)
     after a reboot anyway (the kubelet plugin's start-up repair)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / _checked_name(filename)
-    write_atomically(path, spec.to_json().encode(), durable=durable)
+    _spares(directory).write(path, spec.to_json().encode(), durable=durable)
     return path
 
 
 def remove_spec(directory: Path, filename: str, durable: bool = True) -> bool:
     """Remove a spec file; False when it was not there (unprepare is idempotent)."""
-    return remove_durably(directory / _checked_name(filename), durable)
+    return _spares(directory).remove(directory / _checked_name(filename), durable)
+
+
+_SPARES: dict[Path, Spares] = {}
+_SPARES_LOCK = threading.Lock()
+
+
+def _spares(directory: Path) -> Spares:
+    """The spare files of ``directory`` (spares.py: removed specs' files, reused by the next writes)."""
+    with _SPARES_LOCK:
+        if directory not in _SPARES:
+            _SPARES[directory] = Spares(directory)
+        return _SPARES[directory]
 
 
 def list_specs(directory: Path, kind: str) -> dict[str, Path]:

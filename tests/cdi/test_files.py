@@ -128,7 +128,8 @@ def test_remove_is_idempotent(tmp_path: Path) -> None:
     write_spec(tmp_path, full(), NAME)
     assert remove_spec(tmp_path, NAME) is True
     assert remove_spec(tmp_path, NAME) is False
-    assert os.listdir(tmp_path) == []
+    assert list_specs(tmp_path, KIND) == {}
+    assert os.listdir(tmp_path) == [f".{NAME}.spare.tmp"]  # kept hidden for the next write (spares.py)
 
 
 def test_list_finds_only_our_kinds_specs_by_claim_uid(tmp_path: Path) -> None:
