@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,35 @@ _DNS_SUBDOMAIN = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a
 ANNOTATIONS_MAX_BYTES = 256 * 1024
 
 Annotations = tuple[tuple[str, str], ...]
+
+
+class _SeenTuples:
+    """Values computed for long tuples seen before, by identity: a node's driver-file mounts are the same tuple
+    in every claim's spec, so they are validated and rendered once, not on every prepare. Each tuple is kept
+    with its value, so its id cannot be reused while it is remembered; the oldest are forgotten first."""
+
+    LONG = 4  # shorter tuples (a claim's own edits, new every time) are not remembered
+    SIZE = 32
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[tuple[Any, ...], Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        entry = self._items.get(id(key))
+        return entry[1] if entry is not None and entry[0] is key else None
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        if len(key) < self.LONG:
+            return
+        with self._lock:
+            if len(self._items) >= self.SIZE:
+                del self._items[next(iter(self._items))]
+            self._items[id(key)] = (key, value)
+
+
+_VALID_MOUNTS = _SeenTuples()
+_RENDERED_MOUNTS = _SeenTuples()
 
 
 @dataclass(frozen=True)
@@ -98,24 +128,28 @@ class Spec:
         return tuple(f"{self.kind}={device.name}" for device in self.devices)
 
     def to_dict(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"cdiVersion": self.cdi_version, "kind": self.kind}
-        if self.annotations:
-            doc["annotations"] = dict(self.annotations)
-        doc["devices"] = [_device_dict(device) for device in self.devices]
-        if not self.container_edits.is_empty():
-            doc["containerEdits"] = _edits_dict(self.container_edits)
-        return doc
+        return self._doc(shared=False)
 
     def to_json(self) -> str:
         # compact: indent= drops Python's json to its pure-Python encoder, 10x slower on a prepare's path
-        return json.dumps(self.to_dict(), separators=(",", ":")) + "\n"
+        return json.dumps(self._doc(shared=True), separators=(",", ":")) + "\n"
+
+    def _doc(self, shared: bool) -> dict[str, Any]:
+        """The spec as JSON data; ``shared``: long mount lists may be the remembered renderings (to be read only)."""
+        doc: dict[str, Any] = {"cdiVersion": self.cdi_version, "kind": self.kind}
+        if self.annotations:
+            doc["annotations"] = dict(self.annotations)
+        doc["devices"] = [_device_dict(device, shared) for device in self.devices]
+        if not self.container_edits.is_empty():
+            doc["containerEdits"] = _edits_dict(self.container_edits, shared)
+        return doc
 
 
-def _device_dict(device: Device) -> dict[str, Any]:
+def _device_dict(device: Device, shared: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"name": device.name}
     if device.annotations:
         out["annotations"] = dict(device.annotations)
-    out["containerEdits"] = _edits_dict(device.container_edits)
+    out["containerEdits"] = _edits_dict(device.container_edits, shared)
     return out
 
 
@@ -124,12 +158,17 @@ def _present(pairs: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
     return {key: list(value) if isinstance(value, tuple) else value for key, value in pairs if value not in (None, ())}
 
 
-def _edits_dict(edits: ContainerEdits) -> dict[str, Any]:
+def _edits_dict(edits: ContainerEdits, shared: bool) -> dict[str, Any]:
+    mounts = _RENDERED_MOUNTS.get(edits.mounts) if shared else None
+    if mounts is None:
+        mounts = tuple(_mount_dict(m) for m in edits.mounts)
+        if shared:
+            _RENDERED_MOUNTS.put(edits.mounts, mounts)
     return _present(
         (
             ("env", edits.env),
             ("deviceNodes", tuple(_node_dict(n) for n in edits.device_nodes)),
-            ("mounts", tuple(_mount_dict(m) for m in edits.mounts)),
+            ("mounts", mounts),
             ("hooks", tuple(_hook_dict(h) for h in edits.hooks)),
             ("additionalGids", edits.additional_gids),
         )
@@ -201,10 +240,12 @@ def _validate_edits(edits: ContainerEdits, field: str) -> None:
         _check_int(n.file_mode, f"{at}.fileMode", 0, 0o7777)
         _check_int(n.uid, f"{at}.uid", 0, UINT32_MAX)
         _check_int(n.gid, f"{at}.gid", 0, UINT32_MAX)
-    for i, m in enumerate(edits.mounts):
-        _check_path(m.host_path, f"{field}.mounts[{i}].hostPath")
-        _check_path(m.container_path, f"{field}.mounts[{i}].containerPath")
-        _check(m.type is None or bool(m.type), f"{field}.mounts[{i}].type", "must not be empty; leave it unset")
+    if _VALID_MOUNTS.get(edits.mounts) is None:
+        for i, m in enumerate(edits.mounts):
+            _check_path(m.host_path, f"{field}.mounts[{i}].hostPath")
+            _check_path(m.container_path, f"{field}.mounts[{i}].containerPath")
+            _check(m.type is None or bool(m.type), f"{field}.mounts[{i}].type", "must not be empty; leave it unset")
+        _VALID_MOUNTS.put(edits.mounts, True)
     for i, h in enumerate(edits.hooks):
         at = f"{field}.hooks[{i}]"
         _check(h.hook_name in HOOK_NAMES, f"{at}.hookName", f"must be one of {', '.join(HOOK_NAMES)}")

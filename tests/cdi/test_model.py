@@ -179,3 +179,24 @@ def test_claim_device_names_start_with_the_claim_uid() -> None:
 
 def test_spec_file_name_follows_the_cdi_transient_convention() -> None:
     assert spec_file_name(KIND, CLAIM_UID) == f"k8s.gpu.dra-driver.dev-gpu_{CLAIM_UID}.json"
+
+
+def _driver_mounts(count: int = 6) -> tuple[Mount, ...]:
+    return tuple(
+        Mount(f"/host/lib/libnvidia-{i}.so.1", f"/usr/lib/libnvidia-{i}.so.1", "bind", ("ro",)) for i in range(count)
+    )
+
+
+def test_a_long_mount_list_reused_by_identity_renders_and_validates_like_a_new_one() -> None:
+    mounts = _driver_mounts()
+    specs = [
+        Spec("example.com/gpu", (Device(f"gpu-{i}", ContainerEdits(env=(f"I={i}",), mounts=mounts)),)) for i in range(3)
+    ]
+    for spec in specs:  # the second and third reuse the first's rendering of ``mounts``
+        assert spec.to_json() == json.dumps(spec.to_dict(), separators=(",", ":")) + "\n"
+    specs[0].to_dict()["devices"][0]["containerEdits"]["mounts"][0]["hostPath"] = "/changed"
+    assert "/changed" not in specs[1].to_json(), "to_dict hands out fresh data, never the remembered rendering"
+    bad = (*_driver_mounts(), Mount("relative/lib.so", "/usr/lib/lib.so"))
+    for _ in range(2):  # a list that failed is never remembered as valid
+        with pytest.raises(ConfigError, match=r"devices\[0\]\.containerEdits\.mounts\[6\]\.hostPath"):
+            Spec("example.com/gpu", (Device("gpu-0", ContainerEdits(mounts=bad)),))
