@@ -30,13 +30,24 @@ def fsync_directory(directory: Path) -> None:
 def write_atomically(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically (and, ``durable``, durably); on any failure the old content stays."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    fill_and_replace(fd, Path(tmp), path, data, mode, durable)
+
+
+def fill_and_replace(fd: int, tmp: Path, path: Path, data: bytes, mode: int, durable: bool) -> None:
+    """Write ``data`` into ``tmp`` (open as ``fd``, which this closes) from its start, cutting anything past it,
+    and rename ``tmp`` over ``path`` in the same directory; on any failure ``tmp`` is removed and ``path`` keeps
+    its old content. ``durable``: the file and then its directory are fsynced."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.pwrite(fd, view, len(data) - len(view)) :]
+            os.ftruncate(fd, len(data))
+            os.fchmod(fd, mode)
             if durable:
-                os.fsync(f.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -14,7 +14,6 @@ spare that has disappeared (another process's repair removed it) is dropped and 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from pathlib import Path
@@ -70,22 +69,5 @@ def _overwrite(spare: Path, path: Path, data: bytes, mode: int, durable: bool) -
         fd = os.open(spare, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.pwrite(fd, view, len(data) - len(view)) :]
-            os.ftruncate(fd, len(data))
-            os.fchmod(fd, mode)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(spare, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(spare)
-        raise
-    if durable:
-        atomic.fsync_directory(path.parent)
+    atomic.fill_and_replace(fd, spare, path, data, mode, durable)
     return True
