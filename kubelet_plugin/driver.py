@@ -17,13 +17,13 @@ one place exceptions become the per-claim error string.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import api.errors
 from dra_driver import errors
@@ -42,9 +42,11 @@ from kubelet_plugin.records import DeviceRecord
 from kubelet_plugin.spec_files import SpecFiles
 from kubelet_plugin.transaction import ClaimTransaction, UndoFailed
 
+if TYPE_CHECKING:
+    from dra_driver.kubeletplugin.server import Answered
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-STATUS_AFTER_S = 1.0  # a status write waits at most this long for its prepare's answer to go out
 HERE_MARGIN_S = 2.0  # worked on in the calling thread only with this much budget left beyond the claim read
 
 
@@ -119,12 +121,12 @@ class GpuDriver:
     # --- the gRPC-facing API -------------------------------------------------------------------
 
     def prepare(
-        self, claims: list[ClaimRef], within_s: float | None = None, answered: threading.Event | None = None
+        self, claims: list[ClaimRef], within_s: float | None = None, answered: Answered | None = None
     ) -> dict[str, PrepareResult]:
         """Every claim's result, or, for a claim still being prepared after ``within_s`` (default
         ``answer_within_s``), an error saying so: the work goes on, and the kubelet's retry is answered from the
-        checkpoint once it is done. The claims' ``status.devices`` writes wait for ``answered`` (the answer has
-        gone out), ``STATUS_AFTER_S`` at most, so that they do not compete with it."""
+        checkpoint once it is done. The claims' ``status.devices`` writes start once ``answered`` is set (the
+        answer has gone out), so that they do not compete with it; at once without ``answered``."""
         budget = self.answer_within_s if within_s is None else within_s
         started = time.monotonic()
         read: dict[str, Any] | None = None
@@ -166,7 +168,7 @@ class GpuDriver:
     def _prepare_reported(
         self,
         ref: ClaimRef,
-        answered: threading.Event | None = None,
+        answered: Answered | None = None,
         here: bool = False,
         read: dict[str, Any] | None = None,
     ) -> PrepareResult:
@@ -208,7 +210,7 @@ class GpuDriver:
         self,
         ref: ClaimRef,
         clog: logging.LoggerAdapter[logging.Logger],
-        answered: threading.Event | None = None,
+        answered: Answered | None = None,
         here: bool = False,
         read: dict[str, Any] | None = None,
     ) -> tuple[PreparedDevice, ...]:
@@ -224,7 +226,7 @@ class GpuDriver:
         self,
         ref: ClaimRef,
         clog: logging.LoggerAdapter[logging.Logger],
-        answered: threading.Event | None,
+        answered: Answered | None,
         here: bool,
         read: dict[str, Any] | None,
     ) -> tuple[PreparedDevice, ...]:
@@ -252,8 +254,24 @@ class GpuDriver:
             minors = {g.index: g.minor for g in ctx.inventory.gpus}
             completed = self.transaction.prepare(ref, planned, minors)
         if self.device_status:
-            self._status_writer.submit(self._write_status, ref, completed, clog, claim, answered)  # after the answer
+            write = functools.partial(self._submit_status, ref, completed, clog, claim)
+            if answered is None:
+                write()
+            else:
+                answered.then(write)  # started once the answer is out: no thread wakes before it
         return tuple(d.to_kubelet() for d in completed)
+
+    def _submit_status(
+        self,
+        ref: ClaimRef,
+        devices: tuple[DeviceRecord, ...],
+        clog: logging.LoggerAdapter[logging.Logger],
+        read: dict[str, Any],
+    ) -> None:
+        try:
+            self._status_writer.submit(self._write_status, ref, devices, clog, read)
+        except RuntimeError:  # the driver is shutting down: the status is best effort
+            clog.info("not recording device status: the plugin is stopping")
 
     def _write_status(
         self,
@@ -261,12 +279,9 @@ class GpuDriver:
         devices: tuple[DeviceRecord, ...],
         clog: logging.LoggerAdapter[logging.Logger],
         read: dict[str, Any],
-        answered: threading.Event | None,
     ) -> None:
         """Best effort: the claim's ``status.devices``, unless it was unprepared (or prepared again) before the
         write's turn came: its devices are gone then, and a newer prepare writes its own."""
-        if answered is not None:
-            answered.wait(STATUS_AFTER_S)
         record = self.checkpoint.get(ref.uid)
         if record is None or record.state != "PrepareCompleted" or record.devices != devices:
             clog.info("not recording device status: the claim was unprepared meanwhile")

@@ -31,7 +31,7 @@ from api.partitioning import GpuMode, Mig, PartitioningConfig, load_config
 from dra_driver.driver_root import DriverFiles, discover_driver_files
 from dra_driver.inventory import Inventory
 from dra_driver.kubeletplugin.protocol import ClaimRef, PrepareResult
-from dra_driver.kubeletplugin.server import PluginServer
+from dra_driver.kubeletplugin.server import Answered, PluginServer
 from dra_driver.nvml.discovery import discover
 from dra_driver.nvml.events import EventWatcher, GpuEvent
 from dra_driver.nvml.session import Nvml
@@ -191,7 +191,7 @@ class Plugin:
 
     # DraHandler
     def prepare(
-        self, claims: list[ClaimRef], within_s: float | None = None, answered: threading.Event | None = None
+        self, claims: list[ClaimRef], within_s: float | None = None, answered: Answered | None = None
     ) -> dict[str, PrepareResult]:
         return self.driver.prepare(claims, within_s, answered)
 

@@ -32,7 +32,7 @@ from typing import IO, Protocol
 from dra_driver import errors
 from dra_driver.driver_root import discover_driver_files
 from dra_driver.kubeletplugin.protocol import ANSWER_WITHIN_S, ClaimRef, PrepareResult
-from dra_driver.kubeletplugin.server import PluginServer
+from dra_driver.kubeletplugin.server import Answered, PluginServer
 from kubelet_plugin import logs
 from kubelet_plugin.settings import Settings, metrics_listen_error, parse
 
@@ -47,7 +47,7 @@ class Served(Protocol):
     """What the gate hands calls to once open (``plugin.Plugin``)."""
 
     def prepare(
-        self, claims: list[ClaimRef], within_s: float | None = None, answered: threading.Event | None = None
+        self, claims: list[ClaimRef], within_s: float | None = None, answered: Answered | None = None
     ) -> dict[str, PrepareResult]: ...
     def unprepare(self, claims: list[ClaimRef], within_s: float | None = None) -> dict[str, str]: ...
     def health(self, timeout: float) -> list[tuple[str, str, int, str]]: ...
@@ -81,7 +81,7 @@ class StartingGate:
             return f"the plugin failed to start ({self._failure}); it restarts and the kubelet retries"
         return f"the plugin is still starting after {self.budget_s:.0f}s (start-up repair); the kubelet retries"
 
-    def prepare(self, claims: list[ClaimRef], answered: threading.Event | None = None) -> dict[str, PrepareResult]:
+    def prepare(self, claims: list[ClaimRef], answered: Answered | None = None) -> dict[str, PrepareResult]:
         served, left = self._wait()
         if served is None:
             return {c.uid: PrepareResult(error=self._refusal()) for c in claims}

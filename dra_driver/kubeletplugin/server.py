@@ -24,7 +24,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,12 +46,37 @@ REGISTRATION_MAX_MESSAGE_BYTES = 64 * 1024  # the kubelet sends a bool and an er
 DRA_MAX_CALLS = 16  # calls in progress at once on one connection (the kubelet holds one)
 
 
+class Answered(threading.Event):
+    """Set once a call's answer has gone out (or its client went away): the call has ended. Work left for after
+    the answer is registered with ``then`` and started by the thread that sets it, so that nothing wakes up
+    while the answer is still being made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._after: list[Callable[[], None]] | None = []
+        self._after_lock = threading.Lock()
+
+    def then(self, work: Callable[[], None]) -> None:
+        """Run ``work()`` once the call has ended: now, if it has."""
+        with self._after_lock:
+            if self._after is not None:
+                self._after.append(work)
+                return
+        work()
+
+    def set(self) -> None:
+        with self._after_lock:
+            after, self._after = self._after or [], None
+        super().set()
+        for work in after:
+            work()
+
+
 class DraHandler(Protocol):
-    def prepare(
-        self, claims: list[proto.ClaimRef], answered: threading.Event | None = None
-    ) -> dict[str, proto.PrepareResult]:
-        """``answered`` is set once the answer has gone out (the RPC ended): work a handler leaves for after the
-        answer (a status write) can wait for it, so that it does not compete with the answer."""
+    def prepare(self, claims: list[proto.ClaimRef], answered: Answered | None = None) -> dict[str, proto.PrepareResult]:
+        """``answered`` is set once the answer has gone out (the call ended): work a handler leaves for after the
+        answer (a status write) is started from it (``Answered.then``), so that it does not compete with the
+        answer."""
         ...
 
     def unprepare(self, claims: list[proto.ClaimRef]) -> dict[str, str]: ...
@@ -100,7 +125,7 @@ def _admitted(request: Any, call: str) -> tuple[list[proto.ClaimRef], dict[str, 
 def _dra_methods(pb: Any, version: str, handler: DraHandler) -> dict[str, Method]:
     def prepare(request: Any, call: Call) -> Any:
         valid, refused = _admitted(request, "NodePrepareResources")
-        answered = threading.Event()
+        answered = Answered()
         call.add_callback(answered.set)  # the call ended: its answer went out (or its client went away)
         results = handler.prepare(valid, answered) if valid else {}
         results |= {uid: proto.PrepareResult(error=error) for uid, error in refused.items()}

@@ -12,6 +12,7 @@ import pytest
 from dra_driver import cdi
 from dra_driver.k8s import MERGE_PATCH, ApiError
 from dra_driver.kubeletplugin.protocol import ClaimRef
+from dra_driver.kubeletplugin.server import Answered
 from e2e.wait import until
 from kubelet_plugin.hardware import EXCLUSIVE_PROCESS
 from kubelet_plugin.records import MigPartition
@@ -163,7 +164,7 @@ def test_no_status_is_written_for_a_claim_unprepared_before_the_writes_turn(node
 def test_the_status_write_waits_until_the_prepares_answer_has_gone_out(node: Node) -> None:
     ref = node.api.add(claim("u1", [MIG_0]))
     driver = node.driver()
-    answered = threading.Event()
+    answered = Answered()
     assert not driver.prepare([ref], answered=answered)["u1"].error
     time.sleep(0.3)  # the writer had time to write, had it not waited (this sleep is what is being measured)
     assert node.api.patches == []
