@@ -261,17 +261,12 @@ class GpuDriver:
                 answered.then(write)  # started once the answer is out: no thread wakes before it
         return tuple(d.to_kubelet() for d in completed)
 
-    def _submit_status(
-        self,
-        ref: ClaimRef,
-        devices: tuple[DeviceRecord, ...],
-        clog: logging.LoggerAdapter[logging.Logger],
-        read: dict[str, Any],
-    ) -> None:
+    def _submit_status(self, *args: Any) -> None:
+        """``_write_status(*args)`` in the status writers' pool (unless the driver is shutting down)."""
         try:
-            self._status_writer.submit(self._write_status, ref, devices, clog, read)
-        except RuntimeError:  # the driver is shutting down: the status is best effort
-            clog.info("not recording device status: the plugin is stopping")
+            self._status_writer.submit(self._write_status, *args)
+        except RuntimeError:  # the pool is shut down: the status is best effort
+            log.info("not recording device status: the plugin is stopping")
 
     def _write_status(
         self,
