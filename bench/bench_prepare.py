@@ -25,18 +25,20 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from api.gen.dra.v1 import api_pb2_grpc
+from api.gen.dra.v1 import api_pb2, api_pb2_grpc
 from api.partitioning import Mig, Whole
 from bench.prep_peer import GoPlugin
 from bench.prep_startup import measure, settings_checked
+from dra_driver.h2grpc.connection import Call, Method
+from dra_driver.h2grpc.server import Server, method_path
 from dra_driver.k8s import Kube
 from dra_driver.kubeletplugin import protocol as proto
+from dra_driver.kubeletplugin.validation import MAX_MESSAGE_BYTES
 from e2e.plugin_node import DRIVER, PluginNode
 from e2e.wait import until
 from sandbox.binaries import find_or_build
@@ -74,13 +76,14 @@ def _stub(socket: Path) -> Stub:
 
 
 def _baseline(n: int, sock: Path) -> list[float]:
-    class Empty(api_pb2_grpc.DRAPluginServicer):  # type: ignore[misc]
-        def NodePrepareResources(self, request: Any, context: Any) -> Any:
-            return proto.prepare_response(proto.DRA_V1, {c.uid: proto.PrepareResult() for c in request.claims})
+    """``n`` round trips to an empty DRA server on the plugin's own transport (dra_driver.h2grpc), run in this
+    process: what the gRPC call alone costs."""
 
-    server = grpc.server(futures.ThreadPoolExecutor(4))
-    api_pb2_grpc.add_DRAPluginServicer_to_server(Empty(), server)  # type: ignore[no-untyped-call]
-    server.add_insecure_port(f"unix://{sock}")
+    def empty(request: Any, call: Call) -> Any:
+        return proto.prepare_response(proto.DRA_V1, {c.uid: proto.PrepareResult() for c in request.claims})
+
+    path = method_path(api_pb2, "DRAPlugin", "NodePrepareResources")
+    server = Server(sock, {path: Method(api_pb2.NodePrepareResourcesRequest, empty)}, MAX_MESSAGE_BYTES, 4)
     server.start()
     stub = _stub(sock)
     ref = proto.ClaimRef("default", "u", "n")
@@ -89,7 +92,7 @@ def _baseline(n: int, sock: Path) -> list[float]:
         t = time.perf_counter()
         stub.NodePrepareResources(proto.prepare_request(proto.DRA_V1, [ref]))
         samples.append(time.perf_counter() - t)
-    server.stop(None)
+    server.stop(0)
     return samples
 
 
