@@ -34,7 +34,7 @@ from api.gen.dra.v1 import api_pb2, api_pb2_grpc
 from api.partitioning import Mig, Whole
 from bench.prep_peer import GoPlugin
 from bench.prep_startup import measure, settings_checked
-from dra_driver.h2grpc.connection import Call, Method
+from dra_driver.h2grpc.call import Call, Method
 from dra_driver.h2grpc.server import Server, method_path
 from dra_driver.k8s import Kube
 from dra_driver.kubeletplugin import protocol as proto

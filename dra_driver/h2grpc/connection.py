@@ -19,13 +19,13 @@ import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import hpack
 
 from dra_driver.h2grpc import frames as f
 from dra_driver.h2grpc import headers
+from dra_driver.h2grpc.call import Call, Method, Request, Stream, decode_request, framed, trailers_only
 from dra_driver.h2grpc.status import Abort, Status
 
 log = logging.getLogger(__name__)
@@ -34,57 +34,6 @@ PREFACE_TIMEOUT_S = 10  # a client that has not sent its preface by then loses t
 MAX_STREAMS = 100  # concurrent streams per connection (advertised)
 CONNECTION_WINDOW = 16 * 1024 * 1024  # what the peer may send before this side acknowledges it
 SEND_TIMEOUT_S = 10  # a peer that does not read its answers for this long loses the connection
-
-
-@dataclass(frozen=True)
-class Method:
-    """A call's request type (a protobuf message class) and its handler: ``handler(request, call)`` returns
-    the answer, or for a streaming method an iterator of answers."""
-
-    request: Any
-    handler: Callable[[Any, Call], Any]
-    streaming: bool = False
-
-
-@dataclass
-class _Stream:
-    id: int
-    method: Method | None
-    body: bytearray = field(default_factory=bytearray)
-    complete: bool = False  # the whole request is in (a call serves it, or it was answered at once)
-    send_window: int = f.DEFAULT_WINDOW
-    cancelled: bool = False
-    answered: bool = False  # a streaming call has sent its response headers (and an answer)
-    finished: bool = False  # its end callbacks have run
-    callbacks: list[Callable[[], None]] = field(default_factory=list)
-
-
-def _trailers_only(status: Status, message: str) -> bytes:
-    """The one header block of an answer that carries only a status."""
-    return headers.RESPONSE + headers.trailers(status, message)
-
-
-Request = tuple[_Stream, Method]  # a whole request and the method that serves it
-
-
-class Call:
-    """What a handler may ask of its call (the subset of grpcio's context this server needs)."""
-
-    def __init__(self, connection: Connection, stream: _Stream) -> None:
-        self._connection = connection
-        self._stream = stream
-
-    def is_active(self) -> bool:
-        return not self._stream.cancelled and not self._connection.closed
-
-    def add_callback(self, callback: Callable[[], None]) -> None:
-        """``callback()`` runs once the call has ended: answered, cancelled by the client, or its connection
-        gone. At once if it already has."""
-        self._connection.on_end(self._stream, callback)
-
-    @staticmethod
-    def abort(status: Status, message: str) -> None:
-        raise Abort(status, message)
 
 
 class Connection:
@@ -107,7 +56,7 @@ class Connection:
         self._decoder = headers.decoder()
         self._read_turn = threading.Lock()
         self._write = threading.Condition()  # guards the socket's writes, the streams and the send windows
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, Stream] = {}
         self._last_stream = 0
         self._going_away = False
         self._send_window = f.DEFAULT_WINDOW
@@ -250,7 +199,7 @@ class Connection:
         except (OSError, ValueError):  # the socket was shut down or closed under the reader
             return None
 
-    def _on_frame(self, kind: int, flags: int, sid: int, payload: bytes) -> tuple[_Stream, Method] | None:
+    def _on_frame(self, kind: int, flags: int, sid: int, payload: bytes) -> Request | None:
         if kind == f.DATA:
             return self._on_data(flags, sid, payload)
         if kind == f.HEADERS:
@@ -277,7 +226,7 @@ class Connection:
             raise f.ConnectionError_(f.PROTOCOL_ERROR, f"unexpected frame of type {kind}")
         return None  # PRIORITY and unknown types are ignored (RFC 9113 §5.5)
 
-    def _on_headers(self, flags: int, sid: int, payload: bytes) -> tuple[_Stream, Method] | None:
+    def _on_headers(self, flags: int, sid: int, payload: bytes) -> Request | None:
         block = f.unpadded(f.HEADERS, flags, payload)
         ended = flags & f.END_STREAM != 0  # (only HEADERS carries it; CONTINUATION frames do not)
         while not flags & f.END_HEADERS:  # CONTINUATION frames follow at once (§6.10)
@@ -303,7 +252,7 @@ class Connection:
         self._last_stream = sid
         return self._open(sid, fields, ended)
 
-    def _open(self, sid: int, fields: dict[bytes, bytes], ended: bool) -> tuple[_Stream, Method] | None:
+    def _open(self, sid: int, fields: dict[bytes, bytes], ended: bool) -> Request | None:
         with self._write:
             if self._going_away or len(self._streams) >= MAX_STREAMS:
                 self._send_locked(f.rst_stream(sid, f.REFUSED_STREAM))
@@ -314,18 +263,18 @@ class Connection:
         path = fields.get(b":path", b"").decode(errors="replace")
         method = self.methods.get(path)
         if method is None:
-            self._answer_at_once(sid, _trailers_only(Status.UNIMPLEMENTED, f"unknown method {path}"), ended)
+            self._answer_at_once(sid, trailers_only(Status.UNIMPLEMENTED, f"unknown method {path}"), ended)
             return None
         if fields.get(b"grpc-encoding", b"identity") != b"identity":
             message = "compressed requests are not accepted (send grpc-encoding identity)"
-            self._answer_at_once(sid, _trailers_only(Status.UNIMPLEMENTED, message), ended)
+            self._answer_at_once(sid, trailers_only(Status.UNIMPLEMENTED, message), ended)
             return None
-        stream = _Stream(sid, method, send_window=self._peer_initial_window)
+        stream = Stream(sid, method, send_window=self._peer_initial_window)
         with self._write:
             self._streams[sid] = stream
         return self._ended(stream) if ended else None
 
-    def _on_data(self, flags: int, sid: int, payload: bytes) -> tuple[_Stream, Method] | None:
+    def _on_data(self, flags: int, sid: int, payload: bytes) -> Request | None:
         self._acknowledge(len(payload))
         with self._write:
             stream = self._streams.get(sid)
@@ -344,7 +293,7 @@ class Connection:
                 return None
         return self._ended(stream) if flags & f.END_STREAM else None
 
-    def _ended(self, stream: _Stream) -> tuple[_Stream, Method] | None:
+    def _ended(self, stream: Stream) -> Request | None:
         stream.complete = True
         assert stream.method is not None
         return stream, stream.method
@@ -391,10 +340,10 @@ class Connection:
 
     # -- answering ---------------------------------------------------------------------------------------
 
-    def _serve(self, stream: _Stream, method: Method) -> None:
+    def _serve(self, stream: Stream, method: Method) -> None:
         call = Call(self, stream)
         try:
-            request = self._request(stream, method)
+            request = decode_request(stream, method)
             if method.streaming:
                 self._stream_answers(stream, method.handler(request, call))
             else:
@@ -407,34 +356,21 @@ class Connection:
         finally:
             self._end(stream)
 
-    def _fail(self, stream: _Stream, status: Status, message: str) -> None:
+    def _fail(self, stream: Stream, status: Status, message: str) -> None:
         """End the call with ``status``: in its trailers once a stream has sent answers, else trailers-only."""
-        block = headers.trailers(status, message) if stream.answered else _trailers_only(status, message)
+        block = headers.trailers(status, message) if stream.answered else trailers_only(status, message)
         self._write_frames(stream, [(f.HEADERS, block)])
 
-    @staticmethod
-    def _request(stream: _Stream, method: Method) -> Any:
-        body = bytes(stream.body)
-        if len(body) < 5 or len(body) != 5 + int.from_bytes(body[1:5]):
-            raise Abort(Status.INTERNAL, "the request does not carry exactly one whole message")
-        if body[0] != 0:
-            raise Abort(Status.UNIMPLEMENTED, "compressed messages are not accepted")
-        try:
-            return method.request.FromString(body[5:])
-        except Exception as e:  # protobuf's DecodeError
-            raise Abort(Status.INTERNAL, f"the request message does not parse: {e}") from e
+    def _answer(self, stream: Stream, response_headers: bytes, message: bytes) -> None:
+        parts = [(f.HEADERS, response_headers), (f.DATA, framed(message)), (f.HEADERS, headers.OK_TRAILERS)]
+        self._write_frames(stream, parts)
 
-    def _answer(self, stream: _Stream, response_headers: bytes, message: bytes) -> None:
-        data = b"\0" + len(message).to_bytes(4) + message
-        self._write_frames(stream, [(f.HEADERS, response_headers), (f.DATA, data), (f.HEADERS, headers.OK_TRAILERS)])
-
-    def _stream_answers(self, stream: _Stream, answers: Iterator[Any]) -> None:
+    def _stream_answers(self, stream: Stream, answers: Iterator[Any]) -> None:
         try:
             for answer in answers:
                 if stream.cancelled or self.closed:
                     return
-                message = answer.SerializeToString()
-                data = b"\0" + len(message).to_bytes(4) + message
+                data = framed(answer.SerializeToString())
                 parts = [(f.DATA, data)] if stream.answered else [(f.HEADERS, headers.RESPONSE), (f.DATA, data)]
                 self._write_frames(stream, parts, end=False)
                 stream.answered = True
@@ -451,14 +387,14 @@ class Connection:
         out = f.frame(f.HEADERS, f.END_HEADERS | f.END_STREAM, sid, block)
         self._send(out if ended else out + f.rst_stream(sid, f.NO_ERROR))
 
-    def _refuse(self, stream: _Stream, status: Status, message: str, ended: bool) -> None:
+    def _refuse(self, stream: Stream, status: Status, message: str, ended: bool) -> None:
         with self._write:
             self._streams.pop(stream.id, None)
         stream.complete = True
-        self._answer_at_once(stream.id, _trailers_only(status, message), ended)
+        self._answer_at_once(stream.id, trailers_only(status, message), ended)
         self._finish(stream)
 
-    def _write_frames(self, stream: _Stream, parts: list[tuple[int, bytes]], end: bool = True) -> None:
+    def _write_frames(self, stream: Stream, parts: list[tuple[int, bytes]], end: bool = True) -> None:
         """Write the HEADERS and DATA ``parts`` of ``stream``'s answer (END_STREAM on the last when ``end``),
         DATA within the peer's windows; nothing once the stream or the connection is gone."""
         out: list[bytes] = []
@@ -504,25 +440,25 @@ class Connection:
 
     # -- ends of calls -----------------------------------------------------------------------------------
 
-    def on_end(self, stream: _Stream, callback: Callable[[], None]) -> None:
+    def on_end(self, stream: Stream, callback: Callable[[], None]) -> None:
         with self._write:
             if not stream.finished:
                 stream.callbacks.append(callback)
                 return
         callback()
 
-    def _end(self, stream: _Stream) -> None:
+    def _end(self, stream: Stream) -> None:
         with self._write:
             self._streams.pop(stream.id, None)
         self._finish(stream)
 
-    def _cancel(self, stream: _Stream) -> None:
+    def _cancel(self, stream: Stream) -> None:
         with self._write:
             stream.cancelled = True
             self._write.notify_all()  # a writer waiting for window gives up
         self._finish(stream)
 
-    def _finish(self, stream: _Stream) -> None:
+    def _finish(self, stream: Stream) -> None:
         """Run the stream's end callbacks, once."""
         with self._write:
             if stream.finished:

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dra_driver.h2grpc.connection import Connection, Method
+from dra_driver.h2grpc.call import Method
+from dra_driver.h2grpc.connection import Connection
 
 log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 32  # the kubelet holds one per socket; past this an idle connection is closed to make room

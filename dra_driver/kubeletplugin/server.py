@@ -33,7 +33,7 @@ from api.gen.dra.v1beta1 import api_pb2 as dra_v1beta1_pb
 from api.gen.drahealth.v1 import api_pb2 as health_v1_pb
 from api.gen.drahealth.v1alpha1 import api_pb2 as health_v1alpha1_pb
 from api.gen.pluginregistration.v1 import api_pb2 as reg_pb
-from dra_driver.h2grpc.connection import Call, Method
+from dra_driver.h2grpc.call import Call, Method
 from dra_driver.h2grpc.server import Server, method_path
 from dra_driver.h2grpc.status import Status
 from dra_driver.k8s import shorten

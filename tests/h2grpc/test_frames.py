@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from api.gen.pluginregistration.v1 import api_pb2 as pb
 from dra_driver.h2grpc import connection
 from dra_driver.h2grpc import frames as f
-from dra_driver.h2grpc.connection import Call, Method
+from dra_driver.h2grpc.call import Call, Method
 from dra_driver.h2grpc.server import MAX_CONNECTIONS, Server
 from dra_driver.h2grpc.status import Abort, Status
 from tests.h2grpc.rawclient import RawClient

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from api.gen.pluginregistration.v1 import api_pb2 as pb
-from dra_driver.h2grpc.connection import Call, Method
+from dra_driver.h2grpc.call import Call, Method
 from dra_driver.h2grpc.server import Server
 from dra_driver.h2grpc.status import Abort, Status
 
