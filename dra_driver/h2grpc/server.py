@@ -20,6 +20,7 @@ from dra_driver.h2grpc.call import Method
 from dra_driver.h2grpc.connection import Connection
 
 log = logging.getLogger(__name__)
+ACCEPT_POLL_S = 0.2  # shutting a listening socket down does not always wake accept(): it also polls
 MAX_CONNECTIONS = 32  # the kubelet holds one per socket; past this an idle connection is closed to make room
 
 
@@ -45,6 +46,7 @@ class Server:
         try:
             listener.bind(str(self.path))
             listener.listen(64)
+            listener.settimeout(ACCEPT_POLL_S)  # accept() looks at _stopping this often (see _accept)
         except OSError:
             listener.close()
             raise
@@ -57,12 +59,17 @@ class Server:
         while True:
             try:
                 sock, _ = self._listener.accept()
+            except TimeoutError:
+                if self._stopping:
+                    return
+                continue
             except OSError as e:
                 if self._stopping:
                     return  # the listener was shut down
                 log.warning("accepting a connection on %s failed (%s); retrying", self.path, e)
                 time.sleep(0.1)  # e.g. out of file descriptors: the next try may succeed
                 continue
+            sock.settimeout(None)  # the connection blocks; only the listener polls
             with self._lock:
                 if self._stopping:
                     sock.close()
@@ -99,7 +106,7 @@ class Server:
                 self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
             self._listener.close()
         if self._acceptor is not None:
-            self._acceptor.join()
+            self._acceptor.join(1.0)
         deadline = time.monotonic() + grace
         busy = sum(c.go_away() for c in connections)
         while busy and time.monotonic() < deadline:
