@@ -10,13 +10,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 
 from kubernetes.config import ConfigException
 
@@ -32,6 +30,7 @@ from controller.server import HttpListener, endpoints
 from dra_driver.errors import DriverError, FatalError
 from dra_driver.k8s import Kube
 from dra_driver.resourceslice.probe import probe
+from dra_driver.termination import Termination
 
 log = logging.getLogger("controller")
 LIVE_AFTER_S = 120.0  # /healthz fails when the loop has not turned for this long
@@ -95,15 +94,13 @@ def run(args: argparse.Namespace) -> int:
         HttpListener(args.address, args.port, route, "controller-http"),
         HttpListener(args.explain_address, args.explain_port, explainer.route, "controller-explain"),
     ]
-    stop = threading.Event()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
+    def on_signal(signum: int) -> None:
         log.info("signal %d: shutting down", signum)
-        stop.set()
         loop.wake.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    termination = Termination(on_signal).install()
+    stop = termination.event
     for listener in listeners:
         listener.start()
     loop.cache.start()
@@ -118,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         args.identity, listeners[0].port, args.explain_address, listeners[1].port, args.policy or "(defaults)",
         " (dry run)" if policy.dry_run else "",
     )  # fmt: skip
-    stop.wait()
+    termination.wait()
     for t in threads:
         t.join(10)
     elector.release()

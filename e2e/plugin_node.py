@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -141,6 +142,9 @@ class PluginNode:
             try:  # as long as the kubelet waits: the DaemonSet keeps the default terminationGracePeriodSeconds
                 self.process.wait(timeout=TERMINATION_GRACE_S)
             except subprocess.TimeoutExpired:
+                self.process.send_signal(signal.SIGUSR1)  # every thread's stack into the log, for whoever reads it
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(timeout=2)
                 self.kill()
 
     def log_text(self) -> str:

@@ -18,6 +18,7 @@ sockets removed (the kubelet deregisters the plugin) and exit code 1.
 
 from __future__ import annotations
 
+import faulthandler
 import fcntl
 import gc
 import logging
@@ -33,6 +34,7 @@ from dra_driver import errors
 from dra_driver.driver_root import discover_driver_files
 from dra_driver.kubeletplugin.protocol import ANSWER_WITHIN_S, ClaimRef, PrepareResult
 from dra_driver.kubeletplugin.server import Answered, PluginServer
+from dra_driver.termination import Termination
 from kubelet_plugin import logs
 from kubelet_plugin.settings import Settings, metrics_listen_error, parse
 
@@ -132,9 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     settings = parse(argv)
     logs.configure(settings.log_json, settings.node_name)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = Termination().install()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # SIGUSR1: every thread's stack to stderr (the log)
     try:  # what the flags name is checked before anything is touched
         check_metrics_port(settings)
         files = discover_driver_files(settings.driver_root, settings.host_driver_root)
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     gc.freeze()
     log.info("plugin started on node %s; ready once its slices are published", settings.node_name)
     stop.wait()
-    log.info("SIGTERM: shutting down")
+    log.info("%s: shutting down", signal.Signals(stop.signum or signal.SIGTERM).name)
     stopping = time.monotonic()
     plugin.stop()
     log.info("stopped in %.1f s", time.monotonic() - stopping)

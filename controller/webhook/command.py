@@ -8,11 +8,9 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import yaml
@@ -29,6 +27,7 @@ from controller.webhook.server import WebhookServer
 from controller.webhook.tls import LOOPBACK_NAMES, ServerContexts, TlsFiles, self_signed
 from dra_driver.errors import ConfigError
 from dra_driver.k8s import Kube
+from dra_driver.termination import Termination
 
 log = logging.getLogger("dra_driver.webhook")
 CA_INJECTION = "cert-manager.io/inject-ca-from"
@@ -63,22 +62,18 @@ def serve(args: ServeArgs, on_ready: Callable[[WebhookServer], None] | None = No
     """Serve until SIGTERM/SIGINT (when called from the main thread); 0 after a clean shutdown."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     server = WebhookServer(ServerContexts(tls_files(args)), args.driver, args.address, args.port)
-    stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int) -> None:
         log.info("signal %s: shutting down", signal.Signals(signum).name)
-        stop.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        server.start()
-        if on_ready is not None:
-            on_ready(server)
-        stop.wait()
-    finally:
-        server.shutdown()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    with Termination(on_signal) as stop:
+        try:
+            server.start()
+            if on_ready is not None:
+                on_ready(server)
+            stop.wait()
+        finally:
+            server.shutdown()
     return 0
 
 

@@ -3,6 +3,7 @@ racks the named machine, execs the unchanged plugin, and the plugin publishes th
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -47,4 +48,17 @@ def test_the_entry_point_publishes_the_named_profiles_gpus(
         assert "simulated GPUs: dgx-h100 machine" in log.read_text()
     finally:
         plugin.terminate()
-        plugin.wait(timeout=30)
+        try:
+            plugin.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # SIGUSR1: the plugin writes every thread's stack into its log
+            plugin.send_signal(signal.SIGUSR1)
+            until(
+                lambda: "most recent call first" in log.read_text() or None,
+                "the plugin's stacks in its log",
+                timeout=10,
+            )
+            plugin.kill()
+            plugin.wait(timeout=10)
+            raise AssertionError(
+                f"the plugin did not exit within 30 s of SIGTERM:\n{log.read_text()[-8000:]}"
+            ) from None

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 from pathlib import Path
 
 from dra_driver.k8s import Kube
+from dra_driver.termination import Termination
 from sandbox.kubelet.kubelet import SimulatedKubelet
 
 
@@ -23,9 +22,7 @@ def main() -> None:
     kubelet = SimulatedKubelet(
         Kube.from_kubeconfig(args.kubeconfig), args.node, args.root, slice_grace_s=args.slice_grace
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = Termination().install()
     kubelet.start()
     stop.wait()
     kubelet.stop()

@@ -1,0 +1,66 @@
+"""Termination: SIGTERM ends the main thread's wait even when the kernel hands the signal to another thread."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from dra_driver import termination
+from dra_driver.termination import Termination
+
+
+def _signal_from_another_thread(signum: int = signal.SIGTERM) -> threading.Thread:
+    """Send ``signum`` to a thread other than the main one: its C-level handler runs there, not in main."""
+
+    def send() -> None:
+        time.sleep(0.2)  # the main thread is in its wait by then (it would not matter if it were not)
+        signal.pthread_kill(threading.get_ident(), signum)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    return sender
+
+
+def test_a_plain_event_wait_misses_a_signal_another_thread_took() -> None:
+    """The failure mode itself, so that the next test means something: the handler runs only once main wakes."""
+    event = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: event.set())
+    try:
+        sender = _signal_from_another_thread()
+        assert not event.wait(timeout=2.0)  # main slept through it
+        sender.join()
+        time.sleep(0)  # main runs bytecode again: now the handler runs
+        assert event.is_set()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_wait_wakes_on_a_signal_another_thread_took(monkeypatch: pytest.MonkeyPatch, signum: int) -> None:
+    monkeypatch.setattr(termination, "LOOK_S", 3600.0)  # no polling: only the wakeup fd can end the wait
+    seen: list[int] = []
+    with Termination(seen.append) as stop:
+        sender = _signal_from_another_thread(signum)
+        assert stop.wait(timeout=60)
+        sender.join()
+    assert stop.signum == signum and seen == [signum]
+
+
+def test_the_handlers_and_wakeup_fd_are_put_back() -> None:
+    before, before_fd = signal.getsignal(signal.SIGTERM), signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(before_fd)
+    with Termination():
+        assert signal.getsignal(signal.SIGTERM) is not before
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.set_wakeup_fd(before_fd) == before_fd
+
+
+def test_a_wait_with_a_timeout_ends_without_a_signal() -> None:
+    with Termination() as stop:
+        assert not stop.wait(timeout=0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(timeout=60)
