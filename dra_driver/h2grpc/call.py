@@ -12,7 +12,7 @@ from dra_driver.h2grpc import headers
 from dra_driver.h2grpc.status import Abort, Status
 
 if TYPE_CHECKING:
-    from dra_driver.h2grpc.connection import Connection
+    from dra_driver.h2grpc.sending import Sending
 
 
 @dataclass(frozen=True)
@@ -49,17 +49,17 @@ Request = tuple[Stream, Method]  # a whole request and the method that serves it
 class Call:
     """What a handler may ask of its call (the subset of grpcio's context this server needs)."""
 
-    def __init__(self, connection: Connection, stream: Stream) -> None:
-        self._connection = connection
+    def __init__(self, sending: Sending, stream: Stream) -> None:
+        self._sending = sending
         self._stream = stream
 
     def is_active(self) -> bool:
-        return not self._stream.cancelled and not self._connection.closed
+        return not self._stream.cancelled and not self._sending.closed
 
     def add_callback(self, callback: Callable[[], None]) -> None:
         """``callback()`` runs once the call has ended: answered, cancelled by the client, or its connection
         gone. At once if it already has."""
-        self._connection.on_end(self._stream, callback)
+        self._sending.on_end(self._stream, callback)
 
     @staticmethod
     def abort(status: Status, message: str) -> None:

@@ -6,8 +6,7 @@ a hand-off between threads. A new thread is started only when none is waiting to
 calls in progress the reading thread keeps the turn and queues whole requests for the threads whose calls
 end, so control frames (PING, WINDOW_UPDATE, RST_STREAM) are always read.
 
-Writes share one lock, which also guards the streams and the send windows. A call whose answer does not fit
-the peer's window waits for its WINDOW_UPDATE, or for the connection to end.
+Writes, the open streams and the send windows are ``sending.Sending``'s, under its one lock.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -26,14 +24,12 @@ import hpack
 from dra_driver.h2grpc import frames as f
 from dra_driver.h2grpc import headers
 from dra_driver.h2grpc.call import Call, Method, Request, Stream, decode_request, framed, trailers_only
+from dra_driver.h2grpc.sending import MAX_STREAMS, Sending
 from dra_driver.h2grpc.status import Abort, Status
 
 log = logging.getLogger(__name__)
 PREFACE_TIMEOUT_S = 10  # a client that has not sent its preface by then loses the connection
-
-MAX_STREAMS = 100  # concurrent streams per connection (advertised)
 CONNECTION_WINDOW = 16 * 1024 * 1024  # what the peer may send before this side acknowledges it
-SEND_TIMEOUT_S = 10  # a peer that does not read its answers for this long loses the connection
 
 
 class Connection:
@@ -50,18 +46,12 @@ class Connection:
         self.methods = methods
         self.max_message_bytes = max_message_bytes
         self.max_calls = max_calls
-        self.closed = False
+        self.out = Sending(sock, self.close)
         self._reader = f.FrameReader(sock)
         self._prefaced = False
         self._decoder = headers.decoder()
         self._read_turn = threading.Lock()
-        self._write = threading.Condition()  # guards the socket's writes, the streams and the send windows
-        self._streams: dict[int, Stream] = {}
         self._last_stream = 0
-        self._going_away = False
-        self._send_window = f.DEFAULT_WINDOW
-        self._peer_initial_window = f.DEFAULT_WINDOW
-        self._peer_max_frame = f.DEFAULT_MAX_FRAME
         self._unacknowledged = 0
         self._count = threading.Lock()  # guards the thread counts
         self._waiting = 0  # threads waiting for their turn to read
@@ -69,14 +59,17 @@ class Connection:
         self._serving = 0  # calls in progress
         self._pending: deque[Request] = deque()  # whole requests waiting for a call slot
         self.ended = threading.Event()  # every thread of the connection has finished
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", SEND_TIMEOUT_S, 0))
+
+    @property
+    def closed(self) -> bool:
+        return self.out.closed
 
     # -- threads ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Send this side's preface and start the first two threads (one reads, one waits to)."""
         initial_window = min(self.max_message_bytes + 64 * 1024, f.MAX_WINDOW)
-        self._send(
+        self.out.send(
             f.settings(
                 {
                     f.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
@@ -148,28 +141,18 @@ class Connection:
 
     def close(self) -> None:
         """End the connection now: every open call is cancelled (its callbacks run), the threads finish."""
-        with self._write:
-            if self.closed:
-                return
-            self.closed = True
-            streams, self._streams = list(self._streams.values()), {}
-            self._write.notify_all()
-        for stream in streams:
-            self._cancel(stream)
+        for stream in self.out.close():
+            self.out.cancel(stream)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reading thread
 
     def go_away(self) -> int:
         """Refuse new calls (GOAWAY); the calls already started go on. Returns how many are in progress."""
-        with self._write:
-            self._going_away = True
-            self._send_locked(f.goaway(self._last_stream, f.NO_ERROR))
-            return len(self._streams)
+        return self.out.go_away(self._last_stream)
 
     def in_progress(self) -> int:
         """Open streams: calls being served and requests still arriving (GOAWAY let them in)."""
-        with self._write:
-            return len(self._streams)
+        return self.out.open_count()
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -194,7 +177,7 @@ class Connection:
                     return request
         except f.ConnectionError_ as e:
             log.warning("closing a client connection: %s", e)
-            self._send(f.goaway(self._last_stream, e.code, str(e)))
+            self.out.send(f.goaway(self._last_stream, e.code, str(e)))
             return None
         except (OSError, ValueError):  # the socket was shut down or closed under the reader
             return None
@@ -205,23 +188,19 @@ class Connection:
         if kind == f.HEADERS:
             return self._on_headers(flags, sid, payload)
         if kind == f.SETTINGS:
-            self._on_settings(flags, payload)
+            if not flags & f.ACK:
+                self.out.on_settings(payload)
         elif kind == f.PING:
             if len(payload) != 8:
                 raise f.ConnectionError_(f.FRAME_SIZE_ERROR, "a PING frame must carry 8 bytes")
             if not flags & f.ACK:
-                self._send(f.frame(f.PING, f.ACK, 0, payload))
+                self.out.send(f.frame(f.PING, f.ACK, 0, payload))
         elif kind == f.WINDOW_UPDATE:
-            self._on_window_update(sid, payload)
+            self.out.on_window_update(sid, payload)
         elif kind == f.RST_STREAM:
-            with self._write:
-                stream = self._streams.pop(sid, None)
-                if stream is not None:
-                    stream.cancelled = True  # under the lock: no writer takes window for it from here on
-            if stream is not None:
-                self._cancel(stream)
+            self.out.reset(sid)
         elif kind == f.GOAWAY:
-            self._going_away = True  # the client starts no more calls; the connection ends when it closes
+            self.out.going_away = True  # the client starts no more calls; the connection ends when it closes
         elif kind in (f.CONTINUATION, f.PUSH_PROMISE):
             raise f.ConnectionError_(f.PROTOCOL_ERROR, f"unexpected frame of type {kind}")
         return None  # PRIORITY and unknown types are ignored (RFC 9113 §5.5)
@@ -243,8 +222,7 @@ class Connection:
             fields = headers.decode(self._decoder, block)  # always decoded: it updates the dynamic table
         except hpack.HPACKError as e:
             raise f.ConnectionError_(f.COMPRESSION_ERROR, f"an undecodable header block: {e}") from e
-        with self._write:
-            stream = self._streams.get(sid)
+        stream = self.out.get(sid)
         if stream is not None:  # trailers: the request ends here
             return self._ended(stream) if ended and not stream.complete else None
         if sid % 2 == 0 or sid <= self._last_stream:
@@ -253,10 +231,9 @@ class Connection:
         return self._open(sid, fields, ended)
 
     def _open(self, sid: int, fields: dict[bytes, bytes], ended: bool) -> Request | None:
-        with self._write:
-            if self._going_away or len(self._streams) >= MAX_STREAMS:
-                self._send_locked(f.rst_stream(sid, f.REFUSED_STREAM))
-                return None
+        if self.out.going_away or self.out.open_count() >= MAX_STREAMS:  # (checked again as it opens)
+            self.out.send(f.rst_stream(sid, f.REFUSED_STREAM))
+            return None
         if fields.get(b":method") != b"POST" or not fields.get(b"content-type", b"").startswith(b"application/grpc"):
             self._answer_at_once(sid, headers.http_error(415), ended)
             return None
@@ -269,15 +246,14 @@ class Connection:
             message = "compressed requests are not accepted (send grpc-encoding identity)"
             self._answer_at_once(sid, trailers_only(Status.UNIMPLEMENTED, message), ended)
             return None
-        stream = Stream(sid, method, send_window=self._peer_initial_window)
-        with self._write:
-            self._streams[sid] = stream
+        stream = Stream(sid, method, send_window=self.out.peer_initial_window)
+        if not self.out.add(stream, f.rst_stream(sid, f.REFUSED_STREAM)):
+            return None
         return self._ended(stream) if ended else None
 
     def _on_data(self, flags: int, sid: int, payload: bytes) -> Request | None:
         self._acknowledge(len(payload))
-        with self._write:
-            stream = self._streams.get(sid)
+        stream = self.out.get(sid)
         if stream is None or stream.complete:
             return None  # a stream answered or reset already: its data is dropped (its window counted)
         stream.body += f.unpadded(f.DATA, flags, payload)
@@ -302,46 +278,13 @@ class Connection:
         """Give the connection's receive window back once a quarter of it has been used."""
         self._unacknowledged += size
         if self._unacknowledged >= CONNECTION_WINDOW // 4:
-            self._send(f.window_update(0, self._unacknowledged))
+            self.out.send(f.window_update(0, self._unacknowledged))
             self._unacknowledged = 0
-
-    def _on_settings(self, flags: int, payload: bytes) -> None:
-        if flags & f.ACK:
-            return
-        with self._write:
-            for key, value in f.parse_settings(payload):
-                if key == f.INITIAL_WINDOW_SIZE:
-                    if value > f.MAX_WINDOW:
-                        raise f.ConnectionError_(f.FLOW_CONTROL_ERROR, f"initial window {value} too large")
-                    for stream in self._streams.values():
-                        stream.send_window += value - self._peer_initial_window
-                    self._peer_initial_window = value
-                elif key == f.MAX_FRAME_SIZE:
-                    if not f.DEFAULT_MAX_FRAME <= value <= f.LARGEST_FRAME:
-                        raise f.ConnectionError_(f.PROTOCOL_ERROR, f"max frame size {value} out of range")
-                    self._peer_max_frame = value
-            self._send_locked(f.frame(f.SETTINGS, f.ACK, 0))
-            self._write.notify_all()
-
-    def _on_window_update(self, sid: int, payload: bytes) -> None:
-        if len(payload) != 4:
-            raise f.ConnectionError_(f.FRAME_SIZE_ERROR, "a WINDOW_UPDATE frame must carry 4 bytes")
-        increment = int.from_bytes(payload) & f.MAX_WINDOW
-        if increment == 0:
-            raise f.ConnectionError_(f.PROTOCOL_ERROR, "a window update of 0")
-        with self._write:
-            if sid == 0:
-                self._send_window += increment
-                if self._send_window > f.MAX_WINDOW:
-                    raise f.ConnectionError_(f.FLOW_CONTROL_ERROR, "the connection's window overflowed")
-            elif (stream := self._streams.get(sid)) is not None:
-                stream.send_window += increment
-            self._write.notify_all()
 
     # -- answering ---------------------------------------------------------------------------------------
 
     def _serve(self, stream: Stream, method: Method) -> None:
-        call = Call(self, stream)
+        call = Call(self.out, stream)
         try:
             request = decode_request(stream, method)
             if method.streaming:
@@ -354,16 +297,16 @@ class Connection:
             log.exception("a call to a gRPC handler failed")
             self._fail(stream, Status.UNKNOWN, f"Exception calling application: {e}")
         finally:
-            self._end(stream)
+            self.out.end(stream)
 
     def _fail(self, stream: Stream, status: Status, message: str) -> None:
         """End the call with ``status``: in its trailers once a stream has sent answers, else trailers-only."""
         block = headers.trailers(status, message) if stream.answered else trailers_only(status, message)
-        self._write_frames(stream, [(f.HEADERS, block)])
+        self.out.write_frames(stream, [(f.HEADERS, block)])
 
     def _answer(self, stream: Stream, response_headers: bytes, message: bytes) -> None:
         parts = [(f.HEADERS, response_headers), (f.DATA, framed(message)), (f.HEADERS, headers.OK_TRAILERS)]
-        self._write_frames(stream, parts)
+        self.out.write_frames(stream, parts)
 
     def _stream_answers(self, stream: Stream, answers: Iterator[Any]) -> None:
         try:
@@ -372,101 +315,22 @@ class Connection:
                     return
                 data = framed(answer.SerializeToString())
                 parts = [(f.DATA, data)] if stream.answered else [(f.HEADERS, headers.RESPONSE), (f.DATA, data)]
-                self._write_frames(stream, parts, end=False)
+                self.out.write_frames(stream, parts, end=False)
                 stream.answered = True
         finally:
             close = getattr(answers, "close", None)
             if close is not None:
                 close()
         ending = headers.OK_TRAILERS if stream.answered else headers.RESPONSE + headers.OK_TRAILERS
-        self._write_frames(stream, [(f.HEADERS, ending)])
+        self.out.write_frames(stream, [(f.HEADERS, ending)])
 
     def _answer_at_once(self, sid: int, block: bytes, ended: bool) -> None:
         """Answer a request the reader refuses before any handler (a trailers-only answer); a client still
         sending is told to stop (RST_STREAM NO_ERROR, RFC 9113 §8.1)."""
         out = f.frame(f.HEADERS, f.END_HEADERS | f.END_STREAM, sid, block)
-        self._send(out if ended else out + f.rst_stream(sid, f.NO_ERROR))
+        self.out.send(out if ended else out + f.rst_stream(sid, f.NO_ERROR))
 
     def _refuse(self, stream: Stream, status: Status, message: str, ended: bool) -> None:
-        with self._write:
-            self._streams.pop(stream.id, None)
         stream.complete = True
+        self.out.end(stream)
         self._answer_at_once(stream.id, trailers_only(status, message), ended)
-        self._finish(stream)
-
-    def _write_frames(self, stream: Stream, parts: list[tuple[int, bytes]], end: bool = True) -> None:
-        """Write the HEADERS and DATA ``parts`` of ``stream``'s answer (END_STREAM on the last when ``end``),
-        DATA within the peer's windows; nothing once the stream or the connection is gone."""
-        out: list[bytes] = []
-        with self._write:
-            for i, (kind, payload) in enumerate(parts):
-                flags = f.END_STREAM if end and i == len(parts) - 1 else 0
-                if kind == f.HEADERS:
-                    out.append(f.frame(f.HEADERS, flags | f.END_HEADERS, stream.id, payload))
-                    continue
-                view = memoryview(payload)
-                while True:
-                    if self.closed or stream.cancelled:
-                        return
-                    size = min(len(view), self._send_window, stream.send_window, self._peer_max_frame)
-                    if size <= 0 and len(view):
-                        if out:
-                            self._send_locked(b"".join(out))
-                            out.clear()
-                        self._write.wait()
-                        continue
-                    self._send_window -= size
-                    stream.send_window -= size
-                    last = size == len(view)
-                    out.append(f.frame(f.DATA, flags if last else 0, stream.id, bytes(view[:size])))
-                    view = view[size:]
-                    if last:
-                        break
-            if not stream.cancelled:
-                self._send_locked(b"".join(out))
-
-    def _send(self, data: bytes) -> None:
-        with self._write:
-            self._send_locked(data)
-
-    def _send_locked(self, data: bytes) -> None:
-        if self.closed:
-            return
-        try:
-            self.sock.sendall(data)
-        except OSError as e:
-            log.warning("a client connection failed on write (%s): closing it", e)
-            threading.Thread(target=self.close, daemon=True).start()  # not under the write lock
-
-    # -- ends of calls -----------------------------------------------------------------------------------
-
-    def on_end(self, stream: Stream, callback: Callable[[], None]) -> None:
-        with self._write:
-            if not stream.finished:
-                stream.callbacks.append(callback)
-                return
-        callback()
-
-    def _end(self, stream: Stream) -> None:
-        with self._write:
-            self._streams.pop(stream.id, None)
-        self._finish(stream)
-
-    def _cancel(self, stream: Stream) -> None:
-        with self._write:
-            stream.cancelled = True
-            self._write.notify_all()  # a writer waiting for window gives up
-        self._finish(stream)
-
-    def _finish(self, stream: Stream) -> None:
-        """Run the stream's end callbacks, once."""
-        with self._write:
-            if stream.finished:
-                return
-            stream.finished = True
-            callbacks, stream.callbacks = stream.callbacks, []
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("a call's end callback failed")
