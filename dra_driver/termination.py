@@ -37,10 +37,16 @@ class Termination:
         self._previous_fd = -1
 
     def install(self) -> Termination:
+        """Catch the signals from now on; the main thread only (as ``signal.signal``), once per object."""
+        if self._write >= 0:
+            raise RuntimeError("this Termination is installed already")
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("signal handlers can only be installed by the main thread")
         self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         try:
-            self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
-            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+            for s in SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
         except BaseException:
             self.restore()
             raise

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 # A thread waiting for the GIL gets it after at most this long (CPython's default is 5 ms): the gRPC thread that
 # answers the kubelet must not wait behind a background thread (a status write, the health feed, a re-scan).
 SWITCH_INTERVAL_S = 0.0005
+STATE_LOCK_LOOK_S = 0.1  # how often a plugin waiting for the state lock tries it again
 MIN_BUDGET_S = 0.5  # a call with less than this left after waiting in the gate is answered "still starting"
 
 
@@ -102,17 +103,23 @@ class StartingGate:
         return []  # nothing published yet: no device to report
 
 
-def hold_state_lock(path: Path) -> IO[str]:
+def hold_state_lock(path: Path, stop: Termination) -> IO[str] | None:
     """One plugin at a time owns the node's checkpoint, CDI specs and GPUs: a rolling update's new pod
-    waits here until the old one has exited (the lock dies with its process)."""
+    waits here until the old one has exited (the lock dies with its process). None when SIGTERM came first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = open(path, "a+")  # noqa: SIM115  (held for the life of the process)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log.info("another plugin owns %s; waiting for it to exit", path.parent)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-    return lock
+    waiting = False
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock
+        except BlockingIOError:
+            if not waiting:
+                log.info("another plugin owns %s; waiting for it to exit", path.parent)
+                waiting = True
+        if stop.wait(STATE_LOCK_LOOK_S):
+            lock.close()
+            return None
 
 
 def check_metrics_port(settings: Settings) -> None:
@@ -142,7 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     except errors.FatalError as exc:
         log.critical("cannot start: %s", exc)
         raise SystemExit(1) from None
-    state_lock = hold_state_lock(settings.state_dir / "plugin.lock")
+    state_lock = hold_state_lock(settings.state_dir / "plugin.lock", stop)
+    if state_lock is None:  # a pod deleted while it waited: nothing was started
+        log.info("%s while waiting for the state lock: exiting", signal.Signals(stop.signum or signal.SIGTERM).name)
+        return
     gate = StartingGate()
     server = PluginServer(settings.driver_name, settings.dra_socket, settings.registration_socket, gate)
     server.start()

@@ -64,3 +64,22 @@ def test_a_wait_with_a_timeout_ends_without_a_signal() -> None:
         assert not stop.wait(timeout=0.05)
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.wait(timeout=60)
+
+
+def test_install_refuses_a_second_install_and_a_thread_other_than_main() -> None:
+    with Termination() as stop, pytest.raises(RuntimeError, match="installed already"):
+        stop.install()
+    failed: list[BaseException] = []
+
+    def install() -> None:
+        try:
+            Termination().install()
+        except ValueError as e:
+            failed.append(e)
+
+    fds = len(os.listdir("/proc/self/fd"))
+    thread = threading.Thread(target=install)
+    thread.start()
+    thread.join()
+    assert len(failed) == 1 and "main thread" in str(failed[0])
+    assert len(os.listdir("/proc/self/fd")) == fds  # no pipe left open

@@ -141,14 +141,17 @@ class Connection:
 
     def close(self) -> None:
         """End the connection now: every open call is cancelled (its callbacks run), the threads finish."""
-        for stream in self.out.close():
+        streams = self.out.close()
+        if streams is None:
+            return
+        for stream in streams:
             self.out.cancel(stream)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reading thread
 
     def go_away(self) -> int:
         """Refuse new calls (GOAWAY); the calls already started go on. Returns how many are in progress."""
-        return self.out.go_away(self._last_stream)
+        return self.out.go_away(lambda: self._last_stream)
 
     def in_progress(self) -> int:
         """Open streams: calls being served and requests still arriving (GOAWAY let them in)."""

@@ -47,21 +47,23 @@ class Sending:
             log.warning("a client connection failed on write (%s): closing it", e)
             threading.Thread(target=self._on_write_failed, daemon=True).start()  # not under the lock
 
-    def close(self) -> list[Stream]:
-        """Mark the connection closed (writers waiting for window give up); the streams that were open."""
+    def close(self) -> list[Stream] | None:
+        """Mark the connection closed (writers waiting for window give up); the streams that were open, None
+        when it was closed already."""
         with self.lock:
             if self.closed:
-                return []
+                return None
             self.closed = True
             streams, self.streams = list(self.streams.values()), {}
             self.lock.notify_all()
         return streams
 
-    def go_away(self, last_stream: int) -> int:
-        """Send GOAWAY: no stream after ``last_stream`` is served. How many streams are open."""
+    def go_away(self, last_stream: Callable[[], int]) -> int:
+        """Send GOAWAY: no stream after ``last_stream()`` is served (read under the lock, which a stream takes to
+        open: none opens between the read and the refusal). How many streams are open."""
         with self.lock:
             self.going_away = True
-            self.send_locked(f.goaway(last_stream, f.NO_ERROR))
+            self.send_locked(f.goaway(last_stream(), f.NO_ERROR))
             return len(self.streams)
 
     def open_count(self) -> int:

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from api.gen.pluginregistration.v1 import api_pb2 as pb
 from dra_driver.h2grpc import connection
 from dra_driver.h2grpc import frames as f
-from dra_driver.h2grpc.call import Call, Method
+from dra_driver.h2grpc.call import Call, Method, Stream
+from dra_driver.h2grpc.sending import Sending
 from dra_driver.h2grpc.server import MAX_CONNECTIONS, Server
 from dra_driver.h2grpc.status import Abort, Status
 from tests.h2grpc.rawclient import RawClient
@@ -242,3 +243,21 @@ def test_idle_connections_make_room_for_a_new_client(server: Server) -> None:
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_goaway_reads_the_last_stream_under_the_lock_streams_open_under() -> None:
+    """Else a stream opened between the read and the GOAWAY would be served past the id the GOAWAY names."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        out = Sending(ours, lambda: None)
+        held: list[bool] = []
+
+        def last_stream() -> int:
+            held.append(out.lock._is_owned())  # type: ignore[attr-defined]
+            return 7
+
+        assert out.go_away(last_stream) == 0
+        assert held == [True] and out.going_away
+        kind, _, _, payload = f.FrameReader(theirs).next() or (None, 0, 0, b"")
+        assert kind == f.GOAWAY and int.from_bytes(payload[:4]) == 7
+        assert not out.add(Stream(9, None), f.rst_stream(9, f.REFUSED_STREAM))  # nothing opens after it

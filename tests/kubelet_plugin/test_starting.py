@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -10,7 +12,8 @@ import time
 from pathlib import Path
 
 from dra_driver.kubeletplugin.protocol import ClaimRef, PrepareResult
-from kubelet_plugin.starting import MIN_BUDGET_S, StartingGate
+from dra_driver.termination import Termination
+from kubelet_plugin.starting import MIN_BUDGET_S, StartingGate, hold_state_lock
 from nvml_sim.build import library_path
 from nvml_sim.driver_install import install
 
@@ -98,3 +101,19 @@ def test_a_start_that_fails_after_registration_removes_its_sockets_and_exits_1(t
     critical = [line for line in done.stderr.splitlines() if "cannot start:" in line]
     assert len(critical) == 1 and "cannot load NVML library" in critical[0]  # ... then refused in one line
     assert not list(registry.glob("*.sock")) and not list(plugins.rglob("*.sock"))  # the kubelet deregisters it
+
+
+def test_sigterm_ends_a_wait_for_the_state_lock_and_the_lock_is_taken_once_free(tmp_path: Path) -> None:
+    """A rolling update's new pod deleted while the old one still runs exits at once, having touched nothing."""
+    path = tmp_path / "state" / "plugin.lock"
+    path.parent.mkdir()
+    with open(path, "a+") as holder:  # the old plugin
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with Termination() as stop:
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            assert hold_state_lock(path, stop) is None
+            assert stop.signum == signal.SIGTERM
+    with Termination() as stop:  # the old plugin has exited
+        lock = hold_state_lock(path, stop)
+        assert lock is not None
+        lock.close()
