@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,17 +138,26 @@ class PluginNode:
 
     def stop(self) -> None:
         if self.process is not None and self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:  # as long as the kubelet waits: the DaemonSet keeps the default terminationGracePeriodSeconds
-                self.process.wait(timeout=TERMINATION_GRACE_S)
-            except subprocess.TimeoutExpired:
-                self.process.send_signal(signal.SIGUSR1)  # every thread's stack into the log, for whoever reads it
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(timeout=2)
-                self.kill()
+            terminate(self.process, self.log_text)
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
+
+
+def terminate(process: subprocess.Popen[bytes], log_text: Callable[[], str]) -> None:
+    """SIGTERM, and wait as long as the kubelet would (the DaemonSet keeps the default grace period). A plugin that
+    outlives it is a defect: SIGUSR1 puts every thread's stack into its log, then SIGKILL and an AssertionError
+    with the log's tail."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=TERMINATION_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        until(lambda: "most recent call first" in log_text(), "the plugin's stacks in its log", 10)
+        process.kill()
+        process.wait(timeout=10)
+        message = f"the plugin did not exit within {TERMINATION_GRACE_S} s of SIGTERM"
+        raise AssertionError(f"{message}:\n{log_text()[-8000:]}") from None
 
 
 def _ready(port: int) -> bool:

@@ -3,7 +3,6 @@ racks the named machine, execs the unchanged plugin, and the plugin publishes th
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,7 +13,7 @@ import pytest
 from dra_driver.k8s import Kube
 from e2e.conftest import SimNode
 from e2e.fixtures import Sandbox
-from e2e.plugin_node import DRIVER
+from e2e.plugin_node import DRIVER, terminate
 from e2e.wait import until
 from nvml_sim.hardware import MACHINE_PROFILES
 
@@ -47,18 +46,4 @@ def test_the_entry_point_publishes_the_named_profiles_gpus(
         assert {str(d["attributes"]["productName"]["string"]) for d in published} == {"NVIDIA H100 80GB HBM3"}
         assert "simulated GPUs: dgx-h100 machine" in log.read_text()
     finally:
-        plugin.terminate()
-        try:
-            plugin.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # SIGUSR1: the plugin writes every thread's stack into its log
-            plugin.send_signal(signal.SIGUSR1)
-            until(
-                lambda: "most recent call first" in log.read_text() or None,
-                "the plugin's stacks in its log",
-                timeout=10,
-            )
-            plugin.kill()
-            plugin.wait(timeout=10)
-            raise AssertionError(
-                f"the plugin did not exit within 30 s of SIGTERM:\n{log.read_text()[-8000:]}"
-            ) from None
+        terminate(plugin, log.read_text)
