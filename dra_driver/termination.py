@@ -59,9 +59,8 @@ class Termination:
             self._on_signal(signum)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block the main thread until a signal has been handled (True) or ``timeout`` s passed (False)."""
-        if threading.current_thread() is not threading.main_thread():
-            return self.event.wait(timeout)  # the main thread's handler sets it
+        """Block the main thread until a signal has been handled (True) or ``timeout`` s passed (False). Other
+        threads wait on ``event``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.event.is_set():
             left = None if deadline is None else deadline - time.monotonic()
@@ -73,6 +72,11 @@ class Termination:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._read, 512)
         return True
+
+    @property
+    def name(self) -> str:
+        """The handled signal's name (SIGTERM before any)."""
+        return signal.Signals(self.signum or signal.SIGTERM).name
 
     def restore(self) -> None:
         """Put back the handlers and the wakeup fd found at ``install``."""

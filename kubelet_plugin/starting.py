@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from None
     state_lock = hold_state_lock(settings.state_dir / "plugin.lock", stop)
     if state_lock is None:  # a pod deleted while it waited: nothing was started
-        log.info("%s while waiting for the state lock: exiting", signal.Signals(stop.signum or signal.SIGTERM).name)
+        log.info("%s while waiting for the state lock: exiting", stop.name)
         return
     gate = StartingGate()
     server = PluginServer(settings.driver_name, settings.dra_socket, settings.registration_socket, gate)
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     gc.freeze()
     log.info("plugin started on node %s; ready once its slices are published", settings.node_name)
     stop.wait()
-    log.info("%s: shutting down", signal.Signals(stop.signum or signal.SIGTERM).name)
+    log.info("%s: shutting down", stop.name)
     stopping = time.monotonic()
     plugin.stop()
     log.info("stopped in %.1f s", time.monotonic() - stopping)

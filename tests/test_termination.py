@@ -5,24 +5,33 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
+from pathlib import Path
 
 import pytest
 
 from dra_driver import termination
 from dra_driver.termination import Termination
+from e2e.wait import until
 
 
 def _signal_from_another_thread(signum: int = signal.SIGTERM) -> threading.Thread:
     """Send ``signum`` to a thread other than the main one: its C-level handler runs there, not in main."""
 
+    main = threading.main_thread().native_id
+
     def send() -> None:
-        time.sleep(0.2)  # the main thread is in its wait by then (it would not matter if it were not)
+        until(lambda: _asleep(main), "the main thread asleep in its wait", timeout=30, interval=0.01)
         signal.pthread_kill(threading.get_ident(), signum)
 
     sender = threading.Thread(target=send)
     sender.start()
     return sender
+
+
+def _asleep(tid: int | None) -> bool:
+    """Is thread ``tid`` of this process blocked (state S in /proc)?"""
+    stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "S"
 
 
 def test_a_plain_event_wait_misses_a_signal_another_thread_took() -> None:
@@ -33,8 +42,7 @@ def test_a_plain_event_wait_misses_a_signal_another_thread_took() -> None:
         sender = _signal_from_another_thread()
         assert not event.wait(timeout=2.0)  # main slept through it
         sender.join()
-        time.sleep(0)  # main runs bytecode again: now the handler runs
-        assert event.is_set()
+        assert event.wait(timeout=60)  # main runs bytecode again: now the handler runs
     finally:
         signal.signal(signal.SIGTERM, previous)
 
