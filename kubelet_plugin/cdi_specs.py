@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from dra_driver.cdi import ContainerEdits, Device, DeviceNode, Mount, Spec, claim_device_name
+from dra_driver.cdi import ContainerEdits, Device, DeviceNode, Mount, Spec, claim_device_name, share
 from dra_driver.driver_root import DriverFiles, DriverLibrary
 from kubelet_plugin.records import DeviceRecord, MigPartition
 
@@ -107,7 +107,9 @@ def _library_names(lib: DriverLibrary) -> list[str]:
 
 
 def driver_edits(files: DriverFiles) -> ContainerEdits:
-    """The edits that give a container the driver's user-space files, read-only, sorted by container path."""
+    """The edits every claim's spec carries: the control device nodes and the driver's user-space files,
+    read-only, sorted by container path. Shared (``cdi.share``): made once at start-up and put in every spec,
+    they are validated and rendered to JSON once."""
     mounts: dict[str, Mount] = {}
 
     def bind(real: str, container_path: str) -> None:
@@ -121,8 +123,12 @@ def driver_edits(files: DriverFiles) -> ContainerEdits:
             bind(binary.real, f"{directory}/{name}")
     for firmware in files.firmware:
         bind(firmware.real, firmware.path)
-    return ContainerEdits(
-        env=(f"LD_LIBRARY_PATH={LD_LIBRARY_PATH}",), mounts=tuple(mounts[path] for path in sorted(mounts))
+    return share(
+        ContainerEdits(
+            env=(f"LD_LIBRARY_PATH={LD_LIBRARY_PATH}",),
+            device_nodes=tuple(DeviceNode(p) for p in CONTROL_NODES),
+            mounts=tuple(mounts[path] for path in sorted(mounts)),
+        )
     )
 
 
@@ -142,7 +148,8 @@ def claim_spec(
     files: ContainerEdits,
 ) -> Spec:
     """The claim's spec. ``gpu_minors`` maps GPU index -> minor number (the /dev/nvidia<minor> node); ``files`` is
-    ``driver_edits`` of the node's driver files, made once at start-up."""
+    ``driver_edits`` of the node's driver files, made once at start-up (its device nodes and mounts go in as
+    they are, so their shared rendering is used)."""
     uuids = ",".join(dict.fromkeys(device_uuid(r) for r in records))
     devices = tuple(
         Device(claim_device_name(claim_uid, name), _device_edits(r, gpu_minors[r.hardware.gpu_index], minors))
@@ -150,7 +157,7 @@ def claim_spec(
     )
     common = ContainerEdits(
         env=(f"NVIDIA_VISIBLE_DEVICES={uuids}", f"CUDA_VISIBLE_DEVICES={uuids}", *files.env),
-        device_nodes=(*(DeviceNode(p) for p in CONTROL_NODES), *files.device_nodes),
+        device_nodes=files.device_nodes,
         mounts=files.mounts,
     )
     return Spec(claim_kind(driver), devices, common)

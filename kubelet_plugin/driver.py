@@ -185,7 +185,12 @@ class GpuDriver:
             clog.error("prepare failed: %s", message, exc_info=not expected)
             return PrepareResult(error=message)
         self.metrics.observe_prepare(time.monotonic() - started)
-        clog.info("prepared %d device(s): %s", len(devices), ", ".join(d.device for d in devices))
+        names = ", ".join(d.device for d in devices)
+        logged = functools.partial(clog.info, "prepared %d device(s): %s", len(devices), names)
+        if answered is None:
+            logged()
+        else:
+            answered.then(logged)  # written once the answer is out (0.1 ms of a prepare, measured in bench_prepare)
         return PrepareResult(devices=devices)
 
     def _unprepare_reported(self, ref: ClaimRef, here: bool = False) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,33 +30,31 @@ ANNOTATIONS_MAX_BYTES = 256 * 1024
 Annotations = tuple[tuple[str, str], ...]
 
 
-class _SeenTuples:
-    """Values computed for long tuples seen before, by identity: a node's driver-file mounts are the same tuple
-    in every claim's spec, so they are validated and rendered once, not on every prepare. Each tuple is kept
-    with its value, so its id cannot be reused while it is remembered; the oldest are forgotten first."""
+class _Shared:
+    """Tuples of device nodes or mounts that many specs hold as they are (``share``: a node's driver files, in
+    every claim's spec), by identity, each with its rendering as JSON text: validated once, when shared, and
+    copied into each spec's JSON as text instead of being rendered again. Each tuple is kept with its text, so
+    its id cannot be reused while it is remembered; the oldest are forgotten first."""
 
-    LONG = 4  # shorter tuples (a claim's own edits, new every time) are not remembered
     SIZE = 32
 
     def __init__(self) -> None:
-        self._items: dict[int, tuple[tuple[Any, ...], Any]] = {}
+        self._items: dict[int, tuple[tuple[Any, ...], str]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Any, ...]) -> Any:
+    def text(self, key: tuple[Any, ...]) -> str | None:
         entry = self._items.get(id(key))
         return entry[1] if entry is not None and entry[0] is key else None
 
-    def put(self, key: tuple[Any, ...], value: Any) -> None:
-        if len(key) < self.LONG:
-            return
+    def put(self, key: tuple[Any, ...], text: str) -> None:
         with self._lock:
             if len(self._items) >= self.SIZE:
                 del self._items[next(iter(self._items))]
-            self._items[id(key)] = (key, value)
+            self._items[id(key)] = (key, text)
 
 
-_VALID_MOUNTS = _SeenTuples()
-_RENDERED_MOUNTS = _SeenTuples()
+_SHARED = _Shared()
+_SHAREABLE = ("deviceNodes", "mounts")  # the fields whose tuples ``share`` remembers
 
 
 @dataclass(frozen=True)
@@ -128,29 +127,54 @@ class Spec:
         return tuple(f"{self.kind}={device.name}" for device in self.devices)
 
     def to_dict(self) -> dict[str, Any]:
-        return self._doc(shared=False)
+        doc: dict[str, Any] = self._head()
+        doc["devices"] = [_device_dict(device) for device in self.devices]
+        if not self.container_edits.is_empty():
+            doc["containerEdits"] = _edits_dict(self.container_edits)
+        return doc
 
     def to_json(self) -> str:
-        # compact: indent= drops Python's json to its pure-Python encoder, 10x slower on a prepare's path
-        return json.dumps(self._doc(shared=True), separators=(",", ":")) + "\n"
+        """``to_dict()`` as compact JSON (``indent=`` drops Python's json to its pure-Python encoder, 10x slower on
+        a prepare's path), with shared device nodes and mounts copied in as the text rendered when shared."""
+        text = _dumps(self._head())[:-1] + ',"devices":[' + ",".join(_device_json(d) for d in self.devices) + "]"
+        if not self.container_edits.is_empty():
+            text += ',"containerEdits":' + _edits_json(self.container_edits)
+        return text + "}\n"
 
-    def _doc(self, shared: bool) -> dict[str, Any]:
-        """The spec as JSON data; ``shared``: long mount lists may be the remembered renderings (to be read only)."""
+    def _head(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"cdiVersion": self.cdi_version, "kind": self.kind}
         if self.annotations:
             doc["annotations"] = dict(self.annotations)
-        doc["devices"] = [_device_dict(device, shared) for device in self.devices]
-        if not self.container_edits.is_empty():
-            doc["containerEdits"] = _edits_dict(self.container_edits, shared)
         return doc
 
 
-def _device_dict(device: Device, shared: bool) -> dict[str, Any]:
+def share(edits: ContainerEdits) -> ContainerEdits:
+    """``edits``, validated now, with its device nodes and mounts remembered for the specs that hold those very
+    tuples (``_Shared``): for edits made once and put in many specs. ``ConfigError`` when they are invalid."""
+    _validate_edits(edits, "containerEdits")
+    for key, value, render in _edit_fields(edits):
+        if key in _SHAREABLE and value:
+            _SHARED.put(value, _dumps(_rendered(value, render)))
+    return edits
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _device_head(device: Device) -> dict[str, Any]:
     out: dict[str, Any] = {"name": device.name}
     if device.annotations:
         out["annotations"] = dict(device.annotations)
-    out["containerEdits"] = _edits_dict(device.container_edits, shared)
     return out
+
+
+def _device_dict(device: Device) -> dict[str, Any]:
+    return _device_head(device) | {"containerEdits": _edits_dict(device.container_edits)}
+
+
+def _device_json(device: Device) -> str:
+    return _dumps(_device_head(device))[:-1] + ',"containerEdits":' + _edits_json(device.container_edits) + "}"
 
 
 def _present(pairs: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
@@ -158,21 +182,32 @@ def _present(pairs: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
     return {key: list(value) if isinstance(value, tuple) else value for key, value in pairs if value not in (None, ())}
 
 
-def _edits_dict(edits: ContainerEdits, shared: bool) -> dict[str, Any]:
-    mounts = _RENDERED_MOUNTS.get(edits.mounts) if shared else None
-    if mounts is None:
-        mounts = tuple(_mount_dict(m) for m in edits.mounts)
-        if shared:
-            _RENDERED_MOUNTS.put(edits.mounts, mounts)
-    return _present(
-        (
-            ("env", edits.env),
-            ("deviceNodes", tuple(_node_dict(n) for n in edits.device_nodes)),
-            ("mounts", mounts),
-            ("hooks", tuple(_hook_dict(h) for h in edits.hooks)),
-            ("additionalGids", edits.additional_gids),
-        )
+def _edits_dict(edits: ContainerEdits) -> dict[str, Any]:
+    return {key: _rendered(value, render) for key, value, render in _edit_fields(edits) if value}
+
+
+def _edits_json(edits: ContainerEdits) -> str:
+    items = []
+    for key, value, render in _edit_fields(edits):
+        if value:
+            text = _SHARED.text(value) if key in _SHAREABLE else None
+            items.append(f'"{key}":{_dumps(_rendered(value, render)) if text is None else text}')
+    return "{" + ",".join(items) + "}"
+
+
+def _edit_fields(edits: ContainerEdits) -> tuple[tuple[str, tuple[Any, ...], Callable[[Any], Any] | None], ...]:
+    """Each field's JSON key, value and the rendering of one of its items (None: as it is), in the JSON's order."""
+    return (
+        ("env", edits.env, None),
+        ("deviceNodes", edits.device_nodes, _node_dict),
+        ("mounts", edits.mounts, _mount_dict),
+        ("hooks", edits.hooks, _hook_dict),
+        ("additionalGids", edits.additional_gids, None),
     )
+
+
+def _rendered(value: tuple[Any, ...], render: Callable[[Any], Any] | None) -> list[Any]:
+    return list(value) if render is None else [render(item) for item in value]
 
 
 def _node_dict(n: DeviceNode) -> dict[str, Any]:
@@ -224,28 +259,33 @@ def _check_env(env: tuple[str, ...], field: str) -> None:
         _check(item.find("=") > 0, f"{field}[{i}]", f"must be NAME=value, got {item!r}")
 
 
+def _node_problem(n: DeviceNode) -> tuple[str, str] | None:
+    """The first field of ``n`` a CDI loader would refuse, and why; None when it has none."""
+    for key, path in (("path", n.path), ("hostPath", n.host_path)):
+        if path is not None and not path.startswith("/"):
+            return key, f"must be an absolute path, got {path!r}"
+    if n.type is not None and n.type not in DEVICE_NODE_TYPES:
+        return "type", f"must be one of {DEVICE_NODE_TYPES}"
+    if n.permissions is not None and n.permissions != "none" and (not n.permissions or n.permissions.strip("rwm")):
+        return "permissions", f"must be some of 'rwm' or 'none', got {n.permissions!r}"
+    limits = (("major", n.major, INT64_MAX), ("minor", n.minor, INT64_MAX), ("fileMode", n.file_mode, 0o7777))
+    for key, value, high in (*limits, ("uid", n.uid, UINT32_MAX), ("gid", n.gid, UINT32_MAX)):
+        if value is not None and not 0 <= value <= high:
+            return key, f"must be in 0..{high}, got {value}"
+    return None
+
+
 def _validate_edits(edits: ContainerEdits, field: str) -> None:
     _check_env(edits.env, f"{field}.env")
-    for i, n in enumerate(edits.device_nodes):
-        at = f"{field}.deviceNodes[{i}]"
-        _check_path(n.path, f"{at}.path")
-        _check_path(n.host_path, f"{at}.hostPath")
-        _check(n.type is None or n.type in DEVICE_NODE_TYPES, f"{at}.type", f"must be one of {DEVICE_NODE_TYPES}")
-        perms_ok = (
-            n.permissions is None or n.permissions == "none" or (n.permissions and not n.permissions.strip("rwm"))
-        )
-        _check(bool(perms_ok), f"{at}.permissions", f"must be some of 'rwm' or 'none', got {n.permissions!r}")
-        _check_int(n.major, f"{at}.major", 0, INT64_MAX)
-        _check_int(n.minor, f"{at}.minor", 0, INT64_MAX)
-        _check_int(n.file_mode, f"{at}.fileMode", 0, 0o7777)
-        _check_int(n.uid, f"{at}.uid", 0, UINT32_MAX)
-        _check_int(n.gid, f"{at}.gid", 0, UINT32_MAX)
-    if _VALID_MOUNTS.get(edits.mounts) is None:
+    if _SHARED.text(edits.device_nodes) is None:
+        for i, n in enumerate(edits.device_nodes):
+            if (problem := _node_problem(n)) is not None:
+                raise ConfigError(f"{field}.deviceNodes[{i}].{problem[0]}", problem[1])
+    if _SHARED.text(edits.mounts) is None:
         for i, m in enumerate(edits.mounts):
             _check_path(m.host_path, f"{field}.mounts[{i}].hostPath")
             _check_path(m.container_path, f"{field}.mounts[{i}].containerPath")
             _check(m.type is None or bool(m.type), f"{field}.mounts[{i}].type", "must not be empty; leave it unset")
-        _VALID_MOUNTS.put(edits.mounts, True)
     for i, h in enumerate(edits.hooks):
         at = f"{field}.hooks[{i}]"
         _check(h.hook_name in HOOK_NAMES, f"{at}.hookName", f"must be one of {', '.join(HOOK_NAMES)}")

@@ -18,6 +18,7 @@ from dra_driver.cdi import (
     claim_device_name,
     parse_qualified_id,
     qualified_id,
+    share,
     spec_file_name,
 )
 from dra_driver.errors import ConfigError
@@ -133,6 +134,9 @@ def edits(**fields: Any) -> ContainerEdits:
         ({"container_edits": edits(device_nodes=(DeviceNode("/d", uid=-1),))}, "containerEdits.deviceNodes[0].uid"),
         ({"container_edits": edits(device_nodes=(DeviceNode("/d", gid=2**32),))}, "containerEdits.deviceNodes[0].gid"),
         ({"container_edits": edits(device_nodes=(DeviceNode("/d", file_mode=0o10000),))}, "containerEdits.deviceNodes[0].fileMode"),
+        ({"container_edits": edits(device_nodes=(DeviceNode("/d", host_path="d"),))}, "containerEdits.deviceNodes[0].hostPath"),
+        ({"container_edits": edits(device_nodes=(DeviceNode("/d"), DeviceNode("/e", major=-1)))}, "containerEdits.deviceNodes[1].major"),
+        ({"container_edits": edits(device_nodes=(DeviceNode("/d", minor=2**63),))}, "containerEdits.deviceNodes[0].minor"),
         ({"container_edits": edits(mounts=(Mount("", "/x"),))}, "containerEdits.mounts[0].hostPath"),
         ({"container_edits": edits(mounts=(Mount("/x", "/x", ""),))}, "containerEdits.mounts[0].type"),
         ({"container_edits": edits(hooks=(Hook("onStart", "/bin/x"),))}, "containerEdits.hooks[0].hookName"),
@@ -187,16 +191,29 @@ def _driver_mounts(count: int = 6) -> tuple[Mount, ...]:
     )
 
 
-def test_a_long_mount_list_reused_by_identity_renders_and_validates_like_a_new_one() -> None:
-    mounts = _driver_mounts()
-    specs = [
-        Spec("example.com/gpu", (Device(f"gpu-{i}", ContainerEdits(env=(f"I={i}",), mounts=mounts)),)) for i in range(3)
-    ]
-    for spec in specs:  # the second and third reuse the first's rendering of ``mounts``
-        assert spec.to_json() == json.dumps(spec.to_dict(), separators=(",", ":")) + "\n"
-    specs[0].to_dict()["devices"][0]["containerEdits"]["mounts"][0]["hostPath"] = "/changed"
-    assert "/changed" not in specs[1].to_json(), "to_dict hands out fresh data, never the remembered rendering"
+def test_shared_edits_render_as_their_copies_would() -> None:
+    nodes = (DeviceNode("/dev/nvidiactl"), DeviceNode("/dev/x", type="c", major=195, minor=255, file_mode=0o666))
+    common = share(ContainerEdits(env=("A=1",), device_nodes=nodes, mounts=_driver_mounts()))
+    copied = ContainerEdits(env=("A=1",), device_nodes=tuple(list(nodes)), mounts=tuple(list(common.mounts)))
+
+    def spec(edits: ContainerEdits) -> Spec:
+        own = ContainerEdits(env=("I=1",), device_nodes=(DeviceNode("/dev/nvidia0"),), mounts=edits.mounts)
+        return Spec("example.com/gpu", (Device("gpu-0", own),), edits)
+
+    assert spec(common).to_json() == spec(copied).to_json()
+    assert spec(common).to_json() == json.dumps(spec(common).to_dict(), separators=(",", ":")) + "\n"
+    shared = spec(common)
+    shared.to_dict()["containerEdits"]["mounts"][0]["hostPath"] = "/changed"
+    assert "/changed" not in shared.to_json(), "to_dict hands out fresh data, never the shared rendering"
+
+
+def test_invalid_edits_are_never_shared_and_a_copy_of_shared_ones_is_checked_anew() -> None:
     bad = (*_driver_mounts(), Mount("relative/lib.so", "/usr/lib/lib.so"))
     for _ in range(2):  # a list that failed is never remembered as valid
+        with pytest.raises(ConfigError, match=r"^containerEdits\.mounts\[6\]\.hostPath"):
+            share(ContainerEdits(mounts=bad))
         with pytest.raises(ConfigError, match=r"devices\[0\]\.containerEdits\.mounts\[6\]\.hostPath"):
             Spec("example.com/gpu", (Device("gpu-0", ContainerEdits(mounts=bad)),))
+    good = share(ContainerEdits(device_nodes=(DeviceNode("/dev/nvidiactl"),)))
+    with pytest.raises(ConfigError, match=r"devices\[0\]\.containerEdits\.deviceNodes\[0\]\.path"):
+        Spec("example.com/gpu", (Device("gpu-0", ContainerEdits(device_nodes=(DeviceNode("dev/x"),))),), good)
