@@ -5,7 +5,7 @@ pairs of slot files next to ``path`` (``checkpoint_slots``; docs/kubelet-plugin.
 
 - ``checkpoint.json.durable-0`` / ``-1``: written in place + fsync (no temp file, no rename; the directory is
   fsynced once per slot and process) by the changes the kubelet is answered after, which must survive a power
-  loss: ``complete``, ``remove``, ``acknowledge_boot``, ``save``.
+  loss: ``complete``, ``prepared``, ``remove``, ``acknowledge_boot``, ``save``.
 - ``checkpoint.json.volatile-0`` / ``-1``: written in place, no fsync, by the records of work in flight
   (``start``, ``progress``, ``start_unprepare``, ``unprepare_progress``). Another process, and this one after
   a SIGKILL, reads them, because the page cache survives the process; only a power loss or kernel crash can
@@ -17,7 +17,8 @@ cut short leaves the state before it readable. Every document carries a ``genera
 no durable slot exists yet and removed after the first durable write. Memory changes only once a write is done.
 
 Two phases: ``start`` records a claim as ``PrepareStarted`` (with what is about to be done) before any side
-effect; ``complete`` records the prepared devices and CDI spec as ``PrepareCompleted``. A claim still
+effect; ``complete`` records the prepared devices and CDI spec as ``PrepareCompleted``. A claim whose devices
+touch no GPU has both at once (``prepared``, after its CDI spec is written). A claim still
 ``PrepareStarted`` at start-up was interrupted and must be rolled back or redone. Undoing a claim (unprepare,
 or the roll-back of a failed prepare) is recorded too: ``start_unprepare`` marks it ``UnprepareStarted``
 with the devices still to undo, ``unprepare_progress`` shrinks that list as each is undone, ``remove``
@@ -162,6 +163,14 @@ class Checkpoint:
     def complete(self, uid: str, devices: tuple[DeviceRecord, ...], cdi_spec: str | None) -> None:
         """Phase 2, after every side effect: the claim is prepared and its CDI spec written (durable)."""
         self._update(uid, "PrepareCompleted", devices, cdi_spec, durable=True)
+
+    def prepared(self, claim: ClaimRef, devices: tuple[DeviceRecord, ...], cdi_spec: str | None) -> None:
+        """Phases 1 and 2 at once (durable), for a claim whose devices touch no GPU (``hardware.files_only``): its
+        CDI spec, written just before, is its only side effect. Refuses (ValueError) a claim already recorded."""
+        with self._lock:
+            if claim.uid in self._doc.claims:
+                raise ValueError(f"claim {claim} is already {self._doc.claims[claim.uid].state}")
+            self._commit(claim.uid, ClaimRecord(claim, "PrepareCompleted", devices, cdi_spec), durable=True)
 
     def start_unprepare(self, uid: str, devices: tuple[DeviceRecord, ...]) -> None:
         """Before undoing anything: the claim (in any state) is being undone; ``devices`` are what to undo."""

@@ -1,12 +1,14 @@
 """One claim transaction: prepare a claim's devices all or nothing, and undo a claim, crash-safe.
 
 ``prepare``: ``checkpoint.start`` -> per device ``hardware.apply`` + ``checkpoint.progress`` (where the
-device's record changed: a MIG partition's IDs) -> CDI spec + ``checkpoint.complete``. Only ``complete`` and
-``remove`` are durable writes; the records of work in flight are volatile (``checkpoint``), and so is the CDI
-spec, which start-up repair rewrites after a reboot: one fsync per prepare and per unprepare
-(docs/kubelet-plugin.md, "Durable writes"). On any failure it rolls back exactly the devices applied (reverse order), removes
-the CDI spec and the checkpoint record (through ``undo``: a roll-back the hardware refuses stays recorded),
-and re-raises the failure.
+device's record changed: a MIG partition's IDs) -> CDI spec + ``checkpoint.complete``. A claim whose devices
+touch no GPU (``hardware.files_only``: a whole GPU, a share without MPS, a MIG device that existed before) has
+one step: CDI spec + ``checkpoint.prepared`` (nothing to record before its only side effect, the spec, which
+repair removes if no record follows). Only ``complete``, ``prepared`` and ``remove`` are durable writes; the
+records of work in flight are volatile (``checkpoint``), and so is the CDI spec, which start-up repair rewrites
+after a reboot: one fsync per prepare and per unprepare (docs/kubelet-plugin.md, "Durable writes"). On any
+failure it rolls back exactly the devices applied (reverse order), removes the CDI spec and the checkpoint
+record (through ``undo``: a roll-back the hardware refuses stays recorded), and re-raises the failure.
 
 ``undo`` (unprepare, roll-back, start-up repair): ``checkpoint.start_unprepare`` -> CDI spec removed -> per
 device, in reverse, ``hardware.undo`` + ``checkpoint.unprepare_progress`` -> ``checkpoint.remove``. When the
@@ -26,7 +28,7 @@ from typing import assert_never
 from dra_driver import errors
 from dra_driver.kubeletplugin.protocol import ClaimRef
 from kubelet_plugin.checkpoint import Checkpoint
-from kubelet_plugin.hardware import HARDWARE_ERRORS, GpuHardware
+from kubelet_plugin.hardware import HARDWARE_ERRORS, GpuHardware, files_only
 from kubelet_plugin.records import DeviceRecord, MigPartition, SharedGpu, TimeSliceReplica, WholeGpu
 from kubelet_plugin.spec_files import SpecFiles
 
@@ -74,6 +76,8 @@ class ClaimTransaction:
         """Prepare ``planned`` for a claim not in the checkpoint; returns the devices with their CDI device IDs.
 
         ``gpu_minors`` maps GPU index -> minor number (for the CDI spec's device nodes)."""
+        if all(files_only(d) for d in planned):
+            return self._prepare_files(claim, planned, gpu_minors)
         self.checkpoint.start(claim, planned)
         done: list[DeviceRecord] = []
         try:
@@ -86,6 +90,25 @@ class ClaimTransaction:
             self.checkpoint.complete(claim.uid, completed, filename)
         except BaseException as exc:
             self._roll_back(claim, tuple(done), exc)
+            raise
+        return completed
+
+    def _prepare_files(
+        self, claim: ClaimRef, planned: tuple[DeviceRecord, ...], gpu_minors: Mapping[int, int]
+    ) -> tuple[DeviceRecord, ...]:
+        """A claim whose devices touch no GPU (``files_only``): its CDI spec, then its record, completed at once.
+        The spec is its only side effect, so nothing is recorded before it: a spec that a killed plugin leaves
+        without a record is an orphan, which start-up repair removes (the kubelet retries the prepare)."""
+        applied = tuple(self.hardware.apply(d) for d in planned)  # touch no GPU: nothing to undo if one fails
+        completed, filename = self.specs.write(claim.uid, applied, gpu_minors)
+        try:
+            self.checkpoint.prepared(claim, completed, filename)
+        except BaseException as exc:
+            try:
+                self.specs.remove(claim.uid)
+            except OSError as failed:  # an orphan until the next start-up repair (or this claim's next prepare)
+                log.error("rolling back the failed prepare of claim %s: removing its CDI spec: %s", claim, failed)
+                exc.add_note(f"rolling back: removing the CDI spec failed ({failed})")
             raise
         return completed
 

@@ -9,6 +9,7 @@ the durable one.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import pytest
 
 from kubelet_plugin.checkpoint import Checkpoint
 from kubelet_plugin.checkpoint_slots import frame
+from kubelet_plugin.repair import repair
 from tests.kubelet_plugin.conftest import Node, claim
 
 MIG_0 = "gpu-0-mig-1g-5gb-0"
@@ -77,6 +79,41 @@ def test_mig_prepare_is_durable_once_too(node: Node, fsyncs: Fsyncs) -> None:
     fsyncs.reset()
     assert driver.unprepare([ref]) == {"u1": ""}
     assert (fsyncs.files, fsyncs.directories) == (1, 1), fsyncs.paths
+
+
+def test_a_whole_gpu_is_recorded_once_after_its_spec_and_a_kill_in_between_leaves_an_orphan_repair_removes(
+    plain_node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim that touches no GPU has one record, written after its CDI spec, its only side effect."""
+    ref = plain_node.api.add(claim("u1", ["gpu-3"]))
+    killed = plain_node.root / "killed"
+    real = Checkpoint.prepared
+
+    def copy_then_record(self: Checkpoint, *args: object) -> None:  # the files a SIGKILL at this moment leaves
+        shutil.copytree(plain_node.root, killed, ignore=shutil.ignore_patterns("killed", "driver-root"))
+        real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Checkpoint, "prepared", copy_then_record)
+    driver = plain_node.driver()
+    assert driver.prepare([ref])["u1"].error == ""
+    assert plain_node.recorded() == {"u1": "PrepareCompleted"}
+    assert not any(p.exists() for p in driver.checkpoint.volatile.paths), "nothing recorded before the spec"
+    successor = Node(killed, plain_node.inventory, driver_files=plain_node.driver_files)
+    assert len(successor.specs()) == 1 and successor.recorded() == {}
+    assert repair(successor.driver(), []).specs_removed == 1
+    assert successor.specs() == [] and successor.recorded() == {}
+
+
+def test_a_files_only_claim_whose_record_fails_leaves_no_spec(
+    plain_node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Checkpoint, "prepared", full)
+    ref = plain_node.api.add(claim("u1", ["gpu-3"]))
+    assert "No space left on device" in plain_node.driver().prepare([ref])["u1"].error
+    assert plain_node.specs() == [] and plain_node.recorded() == {}
 
 
 def test_a_killed_plugins_successor_reads_the_volatile_records(node: Node) -> None:
