@@ -190,7 +190,7 @@ class GpuDriver:
         if answered is None:
             logged()
         else:
-            answered.then(logged)  # written once the answer is out (0.1 ms of a prepare, measured in bench_prepare)
+            answered.then(logged)  # written once the answer is out: off the answer's path
         return PrepareResult(devices=devices)
 
     def _unprepare_reported(self, ref: ClaimRef, here: bool = False) -> str:
