@@ -148,8 +148,9 @@ def claim_spec(
     files: ContainerEdits,
 ) -> Spec:
     """The claim's spec. ``gpu_minors`` maps GPU index -> minor number (the /dev/nvidia<minor> node); ``files`` is
-    ``driver_edits`` of the node's driver files, made once at start-up (its device nodes and mounts go in as
-    they are, so their shared rendering is used)."""
+    ``driver_edits`` of the node's driver files, made once at start-up: it carries the control device nodes
+    (edits made otherwise give specs without them), and its device nodes and mounts go in as they are, so their
+    shared rendering is used."""
     uuids = ",".join(dict.fromkeys(device_uuid(r) for r in records))
     devices = tuple(
         Device(claim_device_name(claim_uid, name), _device_edits(r, gpu_minors[r.hardware.gpu_index], minors))

@@ -229,7 +229,12 @@ class Checkpoint:
         data = (json.dumps(document_json(doc), separators=(",", ":")) + "\n").encode()
         (self.durable if durable else self.volatile).write(data)
         if durable and not self._legacy_gone:  # superseded by the slots: an older plugin's single file
-            self.path.unlink(missing_ok=True)
+            try:  # the write above is done: a file that cannot go is only logged (load reads the slots first)
+                self.path.unlink(missing_ok=True)
+            except OSError as e:
+                log.warning(
+                    "could not remove the older plugin's checkpoint %s (%s); the slots supersede it", self.path, e
+                )
             self._legacy_gone = True
 
     def close(self) -> None:

@@ -78,7 +78,8 @@ def _reset(record: ClaimRecord) -> tuple[DeviceRecord, ...]:
 def _reprepare_after_reboot(driver: GpuDriver) -> int:
     """Prepare every completed claim again. The boot is acknowledged first (the claims recorded as
     ``PrepareStarted``), so a crash half-way leaves ordinary interrupted prepares (rolled back at the next
-    start), never a second re-prepare loop."""
+    start; a files-only claim's as an orphan spec, its record being removed before the transaction writes it
+    again), never a second re-prepare loop."""
     ckpt = driver.checkpoint
     records = [r for r in ckpt.claims().values() if r.state == "PrepareCompleted"]
     for record in records:

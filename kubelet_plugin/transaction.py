@@ -99,18 +99,30 @@ class ClaimTransaction:
         """A claim whose devices touch no GPU (``files_only``): its CDI spec, then its record, completed at once.
         The spec is its only side effect, so nothing is recorded before it: a spec that a killed plugin leaves
         without a record is an orphan, which start-up repair removes (the kubelet retries the prepare)."""
+        recorded = self.checkpoint.get(claim.uid)
+        if recorded is not None:  # refused before anything is touched, as ``start`` refuses
+            raise ValueError(f"claim {claim} is already {recorded.state}")
         applied = tuple(self.hardware.apply(d) for d in planned)  # touch no GPU: nothing to undo if one fails
-        completed, filename = self.specs.write(claim.uid, applied, gpu_minors)
         try:
+            completed, filename = self.specs.write(claim.uid, applied, gpu_minors)
             self.checkpoint.prepared(claim, completed, filename)
         except BaseException as exc:
-            try:
-                self.specs.remove(claim.uid)
-            except OSError as failed:  # an orphan until the next start-up repair (or this claim's next prepare)
-                log.error("rolling back the failed prepare of claim %s: removing its CDI spec: %s", claim, failed)
-                exc.add_note(f"rolling back: removing the CDI spec failed ({failed})")
+            self._forget_files(claim, exc)
             raise
         return completed
+
+    def _forget_files(self, claim: ClaimRef, cause: BaseException) -> None:
+        """Roll back a files-only prepare: its CDI spec, and a record whose write failed after it reached the file
+        (an fsync refused): the checkpoint as memory holds it, without the claim, written again over it."""
+        for step, undo in (
+            ("removing its CDI spec", lambda: self.specs.remove(claim.uid)),
+            ("rewriting the checkpoint", self.checkpoint.save),
+        ):
+            try:
+                undo()
+            except OSError as failed:  # the disk refused twice: logged; an orphan spec goes at the next start-up
+                log.error("rolling back the failed prepare of claim %s: %s: %s", claim, step, failed)
+                cause.add_note(f"rolling back: {step} failed ({failed})")
 
     def _roll_back(self, claim: ClaimRef, done: tuple[DeviceRecord, ...], cause: BaseException) -> None:
         self.checkpoint.start_unprepare(claim.uid, done)

@@ -116,6 +116,40 @@ def test_a_files_only_claim_whose_record_fails_leaves_no_spec(
     assert plain_node.specs() == [] and plain_node.recorded() == {}
 
 
+def test_a_record_whose_fsync_fails_is_written_over_so_a_restart_does_not_see_it(
+    plain_node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record reached the slot before its fsync failed: the roll-back writes the checkpoint again without it."""
+    ref = plain_node.api.add(claim("u1", ["gpu-3"]))
+    driver = plain_node.driver()
+    real, failed = os.fsync, []
+
+    def refused_once(fd: int) -> None:
+        if not failed and ".durable-" in os.readlink(f"/proc/self/fd/{fd}"):
+            failed.append(fd)
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", refused_once)
+    assert "Input/output error" in driver.prepare([ref])["u1"].error and failed
+    assert plain_node.recorded() == {} and plain_node.specs() == []
+    assert driver.prepare([ref])["u1"].error == ""  # the kubelet's retry
+    assert plain_node.recorded() == {"u1": "PrepareCompleted"} and len(plain_node.specs()) == 1
+
+
+def test_a_files_only_prepare_of_a_recorded_claim_is_refused_before_its_spec_is_touched(plain_node: Node) -> None:
+    driver = plain_node.driver()
+    ref = plain_node.api.add(claim("u1", ["gpu-3"]))
+    assert driver.prepare([ref])["u1"].error == ""
+    spec = plain_node.cdi_dir / plain_node.specs()[0]
+    before = spec.read_bytes()
+    record = driver.checkpoint.get("u1")
+    assert record is not None
+    with pytest.raises(ValueError, match="already PrepareCompleted"):
+        driver.transaction.prepare(ref, record.devices, {g.index: g.minor for g in plain_node.inventory.gpus})
+    assert spec.read_bytes() == before and plain_node.recorded() == {"u1": "PrepareCompleted"}
+
+
 def test_a_killed_plugins_successor_reads_the_volatile_records(node: Node) -> None:
     # what a SIGKILL between start and complete leaves: the page cache keeps the volatile copy
     cp = node.driver().checkpoint
