@@ -10,9 +10,13 @@
    (bench/prep_startup.py). The claim benchmarks start timing once the settings check is done.
 3. Eight MIG claims on eight distinct GPUs of a DGX A100: one concurrent batch vs one after another.
 
+``--against PATH`` adds, to part 1, a fourth plugin run from another checkout (e.g. ``git worktree add /tmp/old
+<commit>``), without the status write and in turn with the others: two versions of our plugin compared in one
+run, where a small change would be lost in the spread between runs.
+
 Runs its own private control plane (claims are real ResourceClaims the plugins GET). Prints a table; with
 ``--json`` one JSON object instead (keys in docs/benchmarks.md).
-    .venv/bin/python -m bench.bench_prepare [--claims 300] [--startups 3] [--json]
+    .venv/bin/python -m bench.bench_prepare [--claims 300] [--startups 3] [--against PATH] [--json]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -133,32 +138,40 @@ def _prepare_cycle(
     unprep.append(took)
 
 
-def _whole_gpu(kube: Kube, cp: ControlPlane, work: Path, claims: int) -> dict[str, Any]:
-    """Ours, ours without the status write, and the Go plugin, call by call in turn, on the same kind of claims."""
+def _whole_gpu(kube: Kube, cp: ControlPlane, work: Path, claims: int, against: Path | None) -> dict[str, Any]:
+    """Ours, ours without the status write, the Go plugin (and, ``against``, ours without the status write from
+    that checkout), call by call in turn, on the same kind of claims."""
     api = kube.api_client
-    sim = [register_node(api, name) for name in ("whole-node", "nostatus-node", "go-node")]
+    nodes = {"ours": "whole-node", "nostatus": "nostatus-node", "go": "go-node"}
+    if against is not None:
+        nodes["against"] = "against-node"
+    sim = [register_node(api, name) for name in nodes.values()]
     # MIG mode off: a whole GPU is then prepared without touching the hardware, the Go plugin's work (with MIG
     # mode on, ours would create the GPU's full-size MIG instance for each claim)
-    ours = PluginNode.create("whole-node", cp.kubeconfig, "dgx-a100", Whole(), root=work / "w", mig_enabled=False)
-    bare = PluginNode.create("nostatus-node", cp.kubeconfig, "dgx-a100", Whole(), root=work / "n", mig_enabled=False)
-    ours.start(kube)
-    bare.start(kube, extra=("--claim-device-status", "false"))  # the same work as the Go plugin
-    for plugin in (ours, bare):  # steady state only
-        until(lambda p=plugin: settings_checked(p), "the plugin's start-up GPU settings check")
-    peer = GoPlugin.start(work / "go", cp.kubeconfig, DRIVER, "go-node")
+    plugins = {
+        who: PluginNode.create(nodes[who], cp.kubeconfig, "dgx-a100", Whole(), root=work / who, mig_enabled=False)
+        for who in nodes
+        if who != "go"
+    }
+    no_status = ("--claim-device-status", "false")  # the same work as the Go plugin
+    peer: GoPlugin | None = None
     try:
-        stubs = {"ours": _stub(ours.dra_socket()), "nostatus": _stub(bare.dra_socket()), "go": _stub(peer.dra_socket)}
-        nodes = {"ours": "whole-node", "nostatus": "nostatus-node", "go": "go-node"}
+        for who, plugin in plugins.items():
+            plugin.start(kube, extra=() if who == "ours" else no_status, code=against if who == "against" else None)
+        for plugin in plugins.values():  # steady state only
+            until(lambda p=plugin: settings_checked(p), "the plugin's start-up GPU settings check")
+        peer = GoPlugin.start(work / "go", cp.kubeconfig, DRIVER, "go-node")
+        stubs = {who: _stub(p.dra_socket()) for who, p in plugins.items()} | {"go": _stub(peer.dra_socket)}
         refs = {k: [_allocated_claim(kube, nodes[k], f"gpu-{i % 8}") for i in range(claims)] for k in stubs}
         samples: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in stubs}
         visible: list[float] = []
         order = list(stubs)
         for i in range(claims):
-            for who in order[i % 3 :] + order[: i % 3]:  # each plugin first, second and last in turn
+            turn = i % len(order)
+            for who in order[turn:] + order[:turn]:  # each plugin first, second, ... and last in turn
                 ref = refs[who][i]
                 status = (lambda r=ref: _status_written(kube, r)) if who == "ours" else None
                 _prepare_cycle(stubs[who], ref, *samples[who], status=status, visible=visible)
-        assert ours.process is not None
         return {
             "samples": samples,
             "status_visible_p50_ms": round(_ms(visible, 0.5), 2),
@@ -166,9 +179,10 @@ def _whole_gpu(kube: Kube, cp: ControlPlane, work: Path, claims: int) -> dict[st
             "go_startup_s": round(peer.started_s, 3),
         }
     finally:
-        peer.stop()
-        ours.stop()
-        bare.stop()
+        if peer is not None:
+            peer.stop()
+        for plugin in plugins.values():
+            plugin.stop()
         for node in sim:
             node.stop()
 
@@ -219,14 +233,26 @@ def _startups(kube: Kube, cp: ControlPlane, work: Path, times: int) -> dict[str,
     }
 
 
-def run(claims: int, startups: int) -> dict[str, Any]:
+def _against(r: dict[str, Any], samples: tuple[list[float], list[float]], against: Path) -> None:
+    """The ``against`` plugin's figures, and ours without the status write over them."""
+    prep, unprep = samples
+    r["against"] = str(against)
+    head = subprocess.run(["git", "-C", str(against), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    r["against_commit"] = head.stdout.strip() or None
+    for key, values in (("prepare", prep), ("unprepare", unprep)):
+        r[f"against_{key}_p50_ms"] = round(_ms(values, 0.5), 2)
+        r[f"against_{key}_p99_ms"] = round(_ms(values, 0.99), 2)
+        r[f"against_{key}_ratio"] = round(r[f"nostatus_{key}_p50_ms"] / r[f"against_{key}_p50_ms"], 3)
+
+
+def run(claims: int, startups: int, against: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-prep-", dir="/tmp") as tmp:
         work = Path(tmp)
         with ControlPlane(work / "cp", find_or_build(lambda _: None)) as cp:
             kube = Kube.from_kubeconfig(cp.kubeconfig)
             kube.create(f"{R}/deviceclasses", {"metadata": {"name": "bench"}, "spec": {}})
             base = _baseline(claims, work / "base.sock")
-            whole = _whole_gpu(kube, cp, work, claims)
+            whole = _whole_gpu(kube, cp, work, claims, against)
             (prep, unprep), (go_prep, go_unprep) = whole["samples"]["ours"], whole["samples"]["go"]
             bare_prep, bare_unprep = whole["samples"]["nostatus"]
             out: dict[str, Any] = {
@@ -253,6 +279,8 @@ def run(claims: int, startups: int) -> dict[str, Any]:
             out["unprepare_ratio"] = round(out["unprepare_p50_ms"] / out["go_unprepare_p50_ms"], 2)
             out["nostatus_prepare_ratio"] = round(out["nostatus_prepare_p50_ms"] / out["go_prepare_p50_ms"], 2)
             out["nostatus_unprepare_ratio"] = round(out["nostatus_unprepare_p50_ms"] / out["go_unprepare_p50_ms"], 2)
+            if against is not None:
+                _against(out, whole["samples"]["against"], against)
             out.update(_startups(kube, cp, work, startups))
             out.update(_mig_batches(kube, cp, work))
             out["load_1min_end"] = round(os.getloadavg()[0], 2)
@@ -276,6 +304,7 @@ def table(r: dict[str, Any]) -> str:
         _row(r, "unprepare p99 ms", "unprepare_p99_ms"),
         "(no status: ours with --claim-device-status=false, the same work as the Go plugin; ours unprepares once its",
         f" status write has landed: prepare call -> status.devices visible p50 {r['status_visible_p50_ms']:.2f} ms)",
+        *_against_rows(r),
         f"{'empty gRPC call p50 ms':24}{r['grpc_baseline_p50_ms']:10.2f}",
         f"start-up, dgx-h100 MIG ({r['startup_devices']} devices), median:",
         f"  -> registered {r['startup_registered_s']:.3f} s   -> slices published {r['startup_published_s']:.3f} s"
@@ -288,15 +317,30 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _against_rows(r: dict[str, Any]) -> list[str]:
+    if "against" not in r:
+        return []
+    name = r["against_commit"] or r["against"]
+    return [
+        f"against {name} (no status, in turn with the others): prepare p50 {r['against_prepare_p50_ms']:.2f} ms,"
+        f" p99 {r['against_prepare_p99_ms']:.2f}; unprepare p50 {r['against_unprepare_p50_ms']:.2f} ms",
+        f" ours without status over it: prepare {r['against_prepare_ratio']:.3f}x,"
+        f" unprepare {r['against_unprepare_ratio']:.3f}x",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--claims", type=int, default=300)
     parser.add_argument("--startups", type=int, default=3)
+    parser.add_argument("--against", type=Path, help="also run the plugin of this checkout (a worktree of a commit)")
     parser.add_argument("--json", action="store_true", help="one JSON object (keys in docs/benchmarks.md)")
     args = parser.parse_args()
     if args.claims < 1 or args.startups < 1:
         parser.error("--claims and --startups must be at least 1")
-    result = run(args.claims, args.startups)
+    if args.against is not None and not (args.against / "kubelet_plugin" / "__main__.py").is_file():
+        parser.error(f"--against {args.against}: not a checkout of this project (no kubelet_plugin/__main__.py)")
+    result = run(args.claims, args.startups, args.against)
     print(json.dumps(result) if args.json else table(result))
 
 

@@ -76,7 +76,16 @@ class PluginNode:
         assert self.process is not None
         return self.plugins_dir / DRIVER / f"dra-{self.process.pid}.sock"
 
-    def start(self, kube: Kube, wait_slices: bool = True, extra: tuple[str, ...] = (), wait: bool = True) -> None:
+    def start(
+        self,
+        kube: Kube,
+        wait_slices: bool = True,
+        extra: tuple[str, ...] = (),
+        wait: bool = True,
+        code: Path | None = None,
+    ) -> None:
+        """Start the plugin process; ``code``: another checkout to run the plugin's code from (its directory is
+        the process's working directory and ``PYTHONPATH``), for comparing two versions side by side."""
         log = self.root / f"plugin-{self.starts}.log"
         self.logs.append(log)
         self.starts += 1
@@ -112,9 +121,8 @@ class PluginNode:
             *extra,
         ]
         with open(log, "wb") as out:
-            self.process = subprocess.Popen(
-                argv, env={**os.environ, **self.machine.environ()}, stdout=out, stderr=subprocess.STDOUT
-            )
+            env = {**os.environ, **self.machine.environ(), **({"PYTHONPATH": str(code)} if code else {})}
+            self.process = subprocess.Popen(argv, env=env, cwd=code, stdout=out, stderr=subprocess.STDOUT)
         if not wait:
             return
         if wait_slices:
