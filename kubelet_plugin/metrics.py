@@ -150,9 +150,9 @@ class PluginMetrics:
             ["operation"],
             registry=self.registry,
         )
-        for result in RESULTS:  # every series exists from the start, at 0
-            self.prepare_seconds.labels(result)
-            self.unprepare_seconds.labels(result)
+        # every series exists from the start, at 0; the calls' series are looked up once, not on every call
+        self._prepare_by_result = {result: self.prepare_seconds.labels(result) for result in RESULTS}
+        self._unprepare_by_result = {result: self.unprepare_seconds.labels(result) for result in RESULTS}
         for reason in REASONS:
             self.prepare_errors.labels(reason)
         for operation in ("create", "update", "delete"):
@@ -163,12 +163,12 @@ class PluginMetrics:
     # --- events ---------------------------------------------------------------------------------
 
     def observe_prepare(self, seconds: float, failure: BaseException | None = None) -> None:
-        self.prepare_seconds.labels("success" if failure is None else "error").observe(seconds)
+        self._prepare_by_result["success" if failure is None else "error"].observe(seconds)
         if failure is not None:
             self.prepare_errors.labels(error_reason(failure)).inc()
 
     def observe_unprepare(self, seconds: float, failure: BaseException | None = None) -> None:
-        self.unprepare_seconds.labels("success" if failure is None else "error").observe(seconds)
+        self._unprepare_by_result["success" if failure is None else "error"].observe(seconds)
 
     def slice_written(self, operation: str) -> None:
         """The publisher's hook: one create, update or delete of a ResourceSlice went through."""

@@ -30,9 +30,13 @@ def write_spec(directory: Path, spec: Spec, filename: str, durable: bool = True)
 
     ``durable=False`` skips the fsyncs (``atomic.write_atomically``): for a writer that rewrites its specs
     after a reboot anyway (the kubelet plugin's start-up repair)."""
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / _checked_name(filename)
-    _spares(directory).write(path, spec.to_json().encode(), durable=durable)
+    data = spec.to_json().encode()
+    try:
+        _spares(directory).write(path, data, durable=durable)
+    except FileNotFoundError:  # no directory (yet, or any more): made only then, not on every write
+        directory.mkdir(parents=True, exist_ok=True)
+        _spares(directory).write(path, data, durable=durable)
     return path
 
 

@@ -9,6 +9,7 @@ vendor ≤ 253 characters.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from dra_driver.errors import ConfigError
@@ -87,6 +88,7 @@ def claim_device_name(claim_uid: str, device: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=64)  # a plugin asks for its one kind on every claim
 def spec_file_prefix(kind: str) -> str:
     """What every transient spec file of ``kind`` starts with: ``<vendor>-<class>_``."""
     vendor, cls = split_kind(kind)

@@ -33,6 +33,16 @@ def spec_with_env(value: str) -> Spec:
     return Spec(KIND, (Device("gpu-0", ContainerEdits(env=(f"V={value}",))),))
 
 
+def test_the_spec_directory_is_made_when_missing_even_after_it_was_removed_under_the_writer(tmp_path: Path) -> None:
+    directory = tmp_path / "run" / "cdi"
+    write_spec(directory, full(), NAME)
+    assert remove_spec(directory, NAME)  # its file is now a spare of this directory
+    for path in directory.iterdir():
+        path.unlink()
+    directory.rmdir()  # a tmpfs wiped, say
+    assert json.loads(write_spec(directory, full(), NAME).read_text()) == full().to_dict()
+
+
 def test_written_spec_holds_the_json_and_no_temp_file_remains(tmp_path: Path) -> None:
     path = write_spec(tmp_path / "cdi", full(), NAME)
     assert path == tmp_path / "cdi" / NAME
